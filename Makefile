@@ -1,0 +1,47 @@
+# rankgate: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?= BAAI/bge-reranker-v2-m3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	# torch pinned first: 2.13.0 is the CPU wheel; any other spec may pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: setup
+setup: $(STAMP) ## Create .venv and install rankgate with every extra
+
+.PHONY: flag-env
+flag-env: ## Build .venv-flag, FlagEmbedding's reference environment (transformers 4)
+	bash scripts/setup-flag-env.sh
+
+.PHONY: test
+test: setup flag-env ## Set up, then run the whole test suite
+	$(BIN)/python -m pytest
+
+.PHONY: lint
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
+
+.PHONY: run
+run: setup ## Set up, then rerank the demo documents (MODEL=hub id or local directory)
+	$(BIN)/rankgate rerank --model '$(MODEL)' -q "how do I reset the admin password of a Huawei router" examples/router.jsonl
+
+.PHONY: bench
+bench: setup flag-env ## Benchmark rankgate against FlagReranker and CrossEncoder
+	$(BIN)/python benchmarks/bench_core.py

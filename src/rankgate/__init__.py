@@ -1,0 +1,52 @@
+"""rankgate: faithful, fast cross-encoder reranking (BAAI/bge-reranker-v2-m3) for RAG."""
+
+from rankgate.config import RerankerSettings
+from rankgate.engine import Reranker
+from rankgate.errors import (
+    BackendError,
+    ConfigError,
+    DeviceOutOfMemoryError,
+    EmptyQueryError,
+    InputError,
+    InputTooLongError,
+    InvalidDocumentError,
+    MissingDependencyError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NoDocumentsError,
+    NonFiniteScoreError,
+    OverloadedError,
+    RankgateError,
+    RequestTimeoutError,
+    TooManyDocumentsError,
+    UnavailableError,
+)
+from rankgate.types import DEFAULT_MODEL, ModelInfo, RerankResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BackendError",
+    "ConfigError",
+    "DeviceOutOfMemoryError",
+    "EmptyQueryError",
+    "InputError",
+    "InputTooLongError",
+    "InvalidDocumentError",
+    "MissingDependencyError",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "NoDocumentsError",
+    "NonFiniteScoreError",
+    "OverloadedError",
+    "RankgateError",
+    "RequestTimeoutError",
+    "RerankResult",
+    "Reranker",
+    "RerankerSettings",
+    "TooManyDocumentsError",
+    "UnavailableError",
+    "__version__",
+]

@@ -1,0 +1,112 @@
+"""The backend protocol: one model family, no HTTP, no batching policy.
+
+A backend tokenizes text (without special tokens), knows how its model lays out a
+(query, document) pair, and runs a forward pass over already-built pairs, returning one raw
+logit per pair. Everything else (truncation, chunking, batching, sigmoid) is the engine's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Backend", "EncodedPair", "PairTemplate"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPair:
+    """A (query, document) pair ready for the model: token ids with special tokens."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class PairTemplate:
+    """Where a tokenizer puts its special tokens around a pair: ``prefix A middle B suffix``.
+
+    Derived once from the tokenizer itself, so the engine can cut and window documents in token
+    space and still build exactly the inputs ``tokenizer(query, document)`` would.
+    """
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    # Segment ids (token_type_ids) of the first and second part; None for models without them.
+    first_type: int | None = None
+    second_type: int | None = None
+
+    @property
+    def special_tokens(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def build(self, query: Sequence[int], document: Sequence[int]) -> EncodedPair:
+        ids = (*self.prefix, *query, *self.middle, *document, *self.suffix)
+        if self.first_type is None or self.second_type is None:
+            return EncodedPair(ids)
+        first = len(self.prefix) + len(query) + len(self.middle)
+        types = (self.first_type,) * first + (self.second_type,) * (len(ids) - first)
+        return EncodedPair(ids, types)
+
+    @classmethod
+    def derive(
+        cls,
+        pair: Sequence[int],
+        first: Sequence[int],
+        second: Sequence[int],
+        type_ids: Sequence[int] | None = None,
+    ) -> PairTemplate:
+        """Find the special tokens around ``first`` and ``second`` in the encoded ``pair``."""
+        a, b = len(first), len(second)
+        for start in range(len(pair) - a - b + 1):
+            if tuple(pair[start : start + a]) != tuple(first):
+                continue
+            for mid in range(start + a, len(pair) - b + 1):
+                if tuple(pair[mid : mid + b]) == tuple(second):
+                    t1 = t2 = None
+                    if type_ids is not None and len(set(type_ids)) > 1:
+                        t1, t2 = type_ids[start], type_ids[mid]
+                    return cls(
+                        tuple(pair[:start]),
+                        tuple(pair[start + a : mid]),
+                        tuple(pair[mid + b :]),
+                        t1,
+                        t2,
+                    )
+        raise ValueError("the tokenizer's pair encoding does not contain its parts in order")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the engine needs from a model family."""
+
+    name: str
+    model_id: str
+    device: str
+    dtype: str
+    template: PairTemplate
+    pad_token_id: int
+    model_max_length: int
+    parameters: int
+
+    def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        """Token ids of each text, without special tokens, cut at ``max_tokens`` if given."""
+        ...
+
+    def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """One raw logit per pair (float32, shape ``(len(pairs),)``).
+
+        Raises:
+            DeviceOutOfMemoryError: the batch did not fit; the engine splits it and retries.
+        """
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids (used to show which window of a document scored)."""
+        ...

@@ -1,0 +1,156 @@
+"""PyTorch + transformers backend for sequence-classification cross-encoders (XLM-RoBERTa etc.)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankgate.backends.base import EncodedPair
+from rankgate.backends.tokenization import FileTokenizer, usable_positions
+from rankgate.errors import (
+    ConfigError,
+    DeviceOutOfMemoryError,
+    MissingDependencyError,
+    ModelLoadError,
+)
+
+__all__ = ["TorchBackend", "resolve_device", "resolve_dtype"]
+
+log = logging.getLogger(__name__)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "torch", "The torch backend") from None
+    return torch
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` picks cuda, then mps, then cpu; explicit devices are checked to exist."""
+    torch = _torch()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    kind = device.split(":", 1)[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for, but CUDA is not available here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device '{device}' was asked for, but MPS is not available here")
+    if kind not in {"cpu", "cuda", "mps"}:
+        raise ConfigError(f"unknown device '{device}' (use auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` is float16 on CUDA and float32 elsewhere; float16 on CPU falls back to float32."""
+    if dtype == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if dtype == "float16" and device == "cpu":
+        # Half-precision LayerNorm has no CPU kernel in many torch builds ("LayerNormKernelImpl"
+        # not implemented for 'Half'), and where it runs it is slower than float32.
+        warnings.warn(
+            "float16 was asked for on CPU, which is slow or unsupported there; using float32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "float32"
+    return dtype
+
+
+class TorchBackend:
+    """Runs a ``AutoModelForSequenceClassification`` with one output logit."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        model_id: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: int | None = None,
+    ) -> None:
+        torch = _torch()
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        self.model_id = model_id
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir))
+            labels = int(getattr(config, "num_labels", 1))
+            if labels != 1:
+                raise ModelLoadError(
+                    f"'{model_id}' has {labels} output labels; a reranker has exactly one"
+                )
+            self._tokenizer = FileTokenizer(model_dir)
+            self._model = AutoModelForSequenceClassification.from_pretrained(
+                str(model_dir), dtype=getattr(torch, self.dtype)
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"could not load '{model_id}' from {model_dir}: {exc}") from exc
+        self._model.eval().to(self.device)
+        self._torch = torch
+        self.model_max_length = usable_positions(self._model.config.to_dict())
+        self.pad_token_id = int(self._model.config.pad_token_id or 0)
+        self.parameters = sum(p.numel() for p in self._model.parameters())
+        self.template = self._tokenizer.template
+
+    def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        return self._tokenizer.tokenize(texts, max_tokens)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode(ids)
+
+    def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        torch = self._torch
+        width = max(len(p) for p in pairs)
+        ids = np.full((len(pairs), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(pairs), width), dtype=np.int64)
+        types = np.zeros((len(pairs), width), dtype=np.int64) if pairs[0].token_type_ids else None
+        for row, pair in enumerate(pairs):
+            ids[row, : len(pair)] = pair.input_ids
+            mask[row, : len(pair)] = 1
+            if types is not None and pair.token_type_ids:
+                types[row, : len(pair)] = pair.token_type_ids
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
+        if types is not None:
+            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        try:
+            with torch.inference_mode():
+                logits = self._model(**inputs).logits
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise DeviceOutOfMemoryError(
+                f"out of memory on {self.device} for {len(pairs)} pairs of up to {width} tokens"
+            ) from exc
+        return logits[:, 0].float().cpu().numpy()
+
+
+def physical_cores() -> int:
+    """CPU cores this process may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _usable_positions(config: Any) -> int:  # TEMP shim until onnx_backend uses tokenization.py
+    return usable_positions(config if isinstance(config, dict) else vars(config))

@@ -1,0 +1,45 @@
+"""The ``rankgate`` command. Commands live in their own modules and hold no business logic."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rankgate import __version__
+from rankgate.cli.common import EXIT_HELP
+from rankgate.cli.model_commands import download, info
+from rankgate.cli.rerank import rerank
+
+app = typer.Typer(
+    name="rankgate",
+    help="Cross-encoder reranking (BAAI/bge-reranker-v2-m3) for RAG. Every option is also a "
+    "RANKGATE_* environment variable; explicit options win over the environment.",
+    epilog=EXIT_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rankgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Cross-encoder reranking for RAG."""
+
+
+app.command(epilog=EXIT_HELP)(rerank)
+app.command(epilog=EXIT_HELP)(info)
+app.command(epilog=EXIT_HELP)(download)
+
+
+def main() -> None:
+    app()

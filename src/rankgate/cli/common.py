@@ -1,0 +1,170 @@
+"""What every command shares: model options (each also a RANKGATE_* variable) and error exits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rankgate.errors import (
+    BackendError,
+    ConfigError,
+    InputError,
+    ModelLoadError,
+    RankgateError,
+)
+from rankgate.types import DEFAULT_MODEL
+
+err_console = Console(stderr=True)
+
+EXIT_CODES: list[tuple[type[RankgateError], int]] = [
+    (InputError, 2),
+    (ConfigError, 2),
+    (ModelLoadError, 3),
+    (BackendError, 4),
+    (RankgateError, 1),
+]
+EXIT_HELP = (
+    "Exit codes: 0 ok, 1 other error, 2 bad input or settings, 3 model not loadable, "
+    "4 model failure."
+)
+
+_PANEL = "Model options"
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="RANKGATE_MODEL",
+        rich_help_panel=_PANEL,
+        help=f"Hub id or local directory. Default: {DEFAULT_MODEL}.",
+        show_default=False,
+    ),
+]
+Backend = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_BACKEND",
+        rich_help_panel=_PANEL,
+        help="torch or onnx. Default: torch.",
+        show_default=False,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_DEVICE",
+        rich_help_panel=_PANEL,
+        help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps. Default: auto.",
+        show_default=False,
+    ),
+]
+DType = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_DTYPE",
+        rich_help_panel=_PANEL,
+        help="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16. "
+        "[default: auto]",
+        show_default=False,
+    ),
+]
+MaxLength = Annotated[
+    int | None,
+    typer.Option(
+        envvar="RANKGATE_MAX_LENGTH",
+        rich_help_panel=_PANEL,
+        help="Tokens per pair; the query keeps at most 3/4. "
+        "Default: 1024, or the model's limit if smaller.",
+        show_default=False,
+    ),
+]
+LongDocs = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_LONG_DOCUMENTS",
+        rich_help_panel=_PANEL,
+        help="chunk (score overlapping windows, keep the best) or truncate. [default: chunk]",
+        show_default=False,
+    ),
+]
+MaxChunks = Annotated[
+    int | None,
+    typer.Option(
+        envvar="RANKGATE_MAX_CHUNKS",
+        rich_help_panel=_PANEL,
+        help="Most windows per long document. Default: no limit.",
+        show_default=False,
+    ),
+]
+BatchTokens = Annotated[
+    int | None,
+    typer.Option(
+        envvar="RANKGATE_BATCH_TOKENS",
+        rich_help_panel=_PANEL,
+        help="Padded tokens per forward pass. Default: 16384 on CUDA, 4096 otherwise.",
+        show_default=False,
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        envvar="RANKGATE_THREADS",
+        rich_help_panel=_PANEL,
+        help="CPU inference threads. Default: torch's choice.",
+        show_default=False,
+    ),
+]
+Offline = Annotated[
+    bool | None,
+    typer.Option(
+        "--offline/--online",
+        envvar="RANKGATE_OFFLINE",
+        rich_help_panel=_PANEL,
+        help="Never contact the hub (also HF_HUB_OFFLINE=1). Default: online.",
+        show_default=False,
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="RANKGATE_CACHE_DIR",
+        rich_help_panel=_PANEL,
+        help="Hugging Face cache directory. Default: $HF_HOME/hub.",
+        show_default=False,
+    ),
+]
+
+
+def quiet_libraries() -> None:
+    """Keep third-party progress bars and notices off the user's terminal."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+@contextmanager
+def exits_on_error() -> Iterator[None]:
+    """Print a rankgate error as one clear line (no traceback) and exit with its code."""
+    try:
+        yield
+    except RankgateError as exc:
+        code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code) from None
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin is None or sys.stdin.isatty()

@@ -1,0 +1,76 @@
+"""``rankgate info`` and ``rankgate download``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rankgate.cli import common
+from rankgate.cli.loading import load_reranker
+from rankgate.types import DEFAULT_MODEL
+
+
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    model: common.Model = None,
+    backend: common.Backend = None,
+    device: common.Device = None,
+    dtype: common.DType = None,
+    max_length: common.MaxLength = None,
+    long_documents: common.LongDocs = None,
+    threads: common.Threads = None,
+    offline: common.Offline = None,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """Load the model and show what runs: model, device, dtype, max_length, parameters."""
+    with common.exits_on_error():
+        reranker = load_reranker(
+            model=model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            long_documents=long_documents,
+            threads=threads,
+            offline=offline,
+            cache_dir=cache_dir,
+        )
+    details = dataclasses.asdict(reranker.info())
+    if as_json:
+        typer.echo(json.dumps(details))
+        return
+    table = Table(show_header=False)
+    for key, value in details.items():
+        shown = (
+            f"{value:,}"
+            if key == "parameters"
+            else (f"{value:.2f} s" if key == "load_seconds" else str(value))
+        )
+        table.add_row(key.replace("_", " "), shown)
+    Console().print(table)
+
+
+def download(
+    model: Annotated[str, typer.Argument(help="Hub id to fetch.")] = DEFAULT_MODEL,
+    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Fetch ONNX files instead of safetensors.")
+    ] = False,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """Download a model into the Hugging Face cache, for later offline use."""
+    from rankgate.backends.hub import MODEL_PATTERNS, ONNX_PATTERNS, download_model
+
+    with common.exits_on_error():
+        path = download_model(
+            model,
+            revision=revision,
+            cache_dir=cache_dir,
+            patterns=ONNX_PATTERNS if onnx else MODEL_PATTERNS,
+        )
+    typer.echo(str(path))

@@ -1,0 +1,92 @@
+"""Typed settings. Precedence: explicit argument > ``RANKGATE_*`` environment variable > default.
+
+This is the only module that reads the environment, and it does so when a settings object is
+built, never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rankgate.errors import ConfigError
+from rankgate.types import DEFAULT_MODEL, DType, LongDocumentPolicy
+
+__all__ = ["RerankerSettings", "build_settings"]
+
+
+class RerankerSettings(BaseSettings):
+    """How the model is loaded and how pairs are built and batched."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKGATE_", extra="forbid", frozen=True)
+
+    model: str = Field(
+        DEFAULT_MODEL, description="Hub id or local directory of a cross-encoder reranker."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    cache_dir: Path | None = Field(
+        None, description="Hugging Face cache directory (default: HF_HOME's hub cache)."
+    )
+    offline: bool = Field(
+        False, description="Never contact the hub; load only from a directory or the cache."
+    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="Inference backend.")
+    device: str = Field(
+        "auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
+    )
+    dtype: DType = Field("auto", description="auto: float16 on CUDA, float32 elsewhere.")
+    max_length: int | None = Field(
+        None,
+        ge=32,
+        description="Tokens per pair (query + document + special tokens); the query keeps at most "
+        "3/4. None: 1024, or the model's limit if that is smaller.",
+    )
+    long_documents: LongDocumentPolicy = Field(
+        "chunk",
+        description="chunk: score overlapping windows, keep the best; truncate: cut the document.",
+    )
+    chunk_overlap: int = Field(
+        64,
+        ge=0,
+        description="Tokens shared by consecutive windows of a long document (at most half one).",
+    )
+    max_chunks: int | None = Field(
+        None, ge=1, description="Most windows scored per document (None: as many as needed)."
+    )
+    batch_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Padded tokens per forward pass (None: 16384 on CUDA, 4096 elsewhere).",
+    )
+    max_batch_size: int = Field(128, ge=1, description="Most pairs per forward pass.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for inference (None: one per physical core)."
+    )
+
+
+def build_settings(
+    settings: RerankerSettings | None = None, **overrides: object
+) -> RerankerSettings:
+    """Build settings from explicit overrides (``None`` values are ignored), env and defaults.
+
+    Raises:
+        ConfigError: when a value is invalid; the message names the setting.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if settings is None:
+            return RerankerSettings(**given)  # type: ignore[arg-type]
+        return RerankerSettings(**{**settings.model_dump(), **given}) if given else settings
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)

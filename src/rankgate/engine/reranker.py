@@ -1,0 +1,252 @@
+"""``Reranker``: the public library API over a backend."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rankgate.backends import Backend, EncodedPair, load_backend
+from rankgate.config import RerankerSettings, build_settings
+from rankgate.engine.batching import Progress, score_pairs
+from rankgate.engine.inputs import check_query, check_top_n, document_texts, normalize_pairs
+from rankgate.engine.pairs import DocPlan, PairBuilder
+from rankgate.engine.scoring import aggregate_max, rank_order, sigmoid
+from rankgate.errors import RankgateError, UnavailableError
+from rankgate.types import DEFAULT_MAX_LENGTH, Document, LongDocumentPolicy, ModelInfo, RerankResult
+
+__all__ = ["PreparedRequest", "Reranker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A validated, tokenized rerank request: the pairs to score and how to fold them back."""
+
+    documents: Sequence[Document]
+    plans: list[DocPlan]
+
+    @property
+    def pairs(self) -> list[EncodedPair]:
+        return [pair for plan in self.plans for pair in plan.pairs]
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(len(pair) for plan in self.plans for pair in plan.pairs)
+
+
+class Reranker:
+    """Scores (query, document) pairs with a cross-encoder such as BAAI/bge-reranker-v2-m3.
+
+    Scores equal FlagEmbedding's ``FlagReranker`` on the same weights and ``max_length``.
+
+    Args:
+        model: hub id or local directory (default ``BAAI/bge-reranker-v2-m3``).
+        settings: a full settings object; keyword options override it.
+        backend: an already loaded backend (tests, custom models); skips loading.
+        **options: any :class:`~rankgate.config.RerankerSettings` field, e.g. ``device="cpu"``,
+            ``dtype="float16"``, ``max_length=512``, ``long_documents="truncate"``.
+
+    Example:
+        >>> rr = Reranker("path/to/model", device="cpu")            # doctest: +SKIP
+        >>> [r.index for r in rr.rerank("reset router password", [
+        ...     "Router specifications", "How to reset the admin password"])]  # doctest: +SKIP
+        [1, 0]
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        settings: RerankerSettings | None = None,
+        backend: Backend | None = None,
+        **options: Any,
+    ) -> None:
+        self.settings = build_settings(settings, model=model, **options)
+        started = time.perf_counter()
+        self.backend = backend if backend is not None else load_backend(self.settings)
+        self.load_seconds = time.perf_counter() - started
+        s = self.settings
+        self.max_length = s.max_length or min(DEFAULT_MAX_LENGTH, self.backend.model_max_length)
+        self._builder = PairBuilder(
+            self.backend,
+            max_length=self.max_length,
+            policy=s.long_documents,
+            chunk_overlap=s.chunk_overlap,
+            max_chunks=s.max_chunks,
+        )
+        on_gpu = self.backend.device.startswith("cuda")
+        self.batch_tokens = s.batch_tokens or (16384 if on_gpu else 4096)
+
+    def info(self) -> ModelInfo:
+        b = self.backend
+        return ModelInfo(
+            model=self.backend.model_id,
+            backend=b.name,
+            device=b.device,
+            dtype=b.dtype,
+            max_length=self.max_length,
+            model_max_length=b.model_max_length,
+            parameters=b.parameters,
+            load_seconds=self.load_seconds,
+            long_documents=self.settings.long_documents,
+        )
+
+    def score_encoded(
+        self,
+        pairs: Sequence[EncodedPair],
+        *,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Raw logits for already built pairs (the server's batcher calls this)."""
+        return score_pairs(
+            self.backend,
+            pairs,
+            max_tokens=self.batch_tokens,
+            max_size=batch_size or self.settings.max_batch_size,
+            progress=progress,
+        )
+
+    def compute_score(
+        self,
+        pairs: Sequence[Sequence[str]],
+        *,
+        normalize: bool = False,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[float]:
+        """Score (query, passage) pairs with FlagEmbedding's semantics.
+
+        Returns a list even for a single pair; raw logits unless ``normalize`` (sigmoid). A long
+        passage is chunked (best window) or truncated as the ``long_documents`` setting says.
+
+        Raises:
+            InputError: malformed or empty pairs. NonFiniteScoreError: the model returned NaN.
+        """
+        checked = normalize_pairs(pairs)
+        plans = self._builder.plan([q for q, _ in checked], [p for _, p in checked])
+        self._warn_cut(plans)
+        flat = [pair for plan in plans for pair in plan.pairs]
+        logits = self.score_encoded(flat, batch_size=batch_size, progress=progress)
+        scores = aggregate_max(logits, [len(p.pairs) for p in plans])
+        return [float(s) for s in (sigmoid(scores) if normalize else scores)]
+
+    def prepare(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        rank_fields: Sequence[str] | None = None,
+        long_documents: LongDocumentPolicy | None = None,
+        max_chunks: int | None = None,
+        max_tokens_per_doc: int | None = None,
+    ) -> PreparedRequest:
+        """Validate and tokenize a rerank request without scoring it.
+
+        Raises:
+            InputError: empty query, no documents, a malformed document.
+        """
+        query = check_query(query)
+        texts = document_texts(documents, rank_fields)
+        plans = self._builder.plan(
+            [query] * len(texts),
+            texts,
+            policy=long_documents,
+            max_chunks=max_chunks,
+            max_tokens_per_doc=max_tokens_per_doc,
+        )
+        self._warn_cut(plans)
+        return PreparedRequest(documents, plans)
+
+    def finish(
+        self,
+        prepared: PreparedRequest,
+        logits: np.ndarray,
+        *,
+        top_n: int | None = None,
+        normalize: bool = True,
+    ) -> list[RerankResult]:
+        """Fold window logits back into ranked documents."""
+        plans = prepared.plans
+        raw = aggregate_max(logits, [len(p.pairs) for p in plans])
+        scores = sigmoid(raw) if normalize else raw.astype(np.float64)
+        return [
+            RerankResult(
+                index=i,
+                score=float(scores[i]),
+                document=prepared.documents[i],
+                truncated=plans[i].truncated,
+                chunks=len(plans[i].pairs),
+                tokens=plans[i].tokens,
+            )
+            for i in rank_order(scores.tolist(), top_n)
+        ]
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        top_n: int | None = None,
+        normalize: bool = True,
+        rank_fields: Sequence[str] | None = None,
+        long_documents: LongDocumentPolicy | None = None,
+        max_chunks: int | None = None,
+        max_tokens_per_doc: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[RerankResult]:
+        """Rank ``documents`` by relevance to ``query``, best first.
+
+        Args:
+            query: the question.
+            documents: strings, or mappings with a ``text`` field; metadata is kept in results.
+            top_n: keep the best ``top_n`` (None: all).
+            normalize: scores in [0, 1] (sigmoid); False gives raw logits.
+            rank_fields: for mapping documents, the fields to score, in order.
+            long_documents: override the ``chunk`` / ``truncate`` setting for this call.
+            max_chunks: most windows per document for this call.
+            max_tokens_per_doc: cut each document to this many tokens first.
+            progress: called with (pairs done, pairs total) after each batch.
+
+        Raises:
+            InputError: empty query, no documents, a malformed document or top_n.
+            NonFiniteScoreError: the model returned NaN or infinity.
+        """
+        top_n = check_top_n(top_n)
+        prepared = self.prepare(
+            query,
+            documents,
+            rank_fields=rank_fields,
+            long_documents=long_documents,
+            max_chunks=max_chunks,
+            max_tokens_per_doc=max_tokens_per_doc,
+        )
+        logits = self.score_encoded(prepared.pairs, progress=progress)
+        return self.finish(prepared, logits, top_n=top_n, normalize=normalize)
+
+    def health(self) -> None:
+        """Score a fixed pair end to end.
+
+        Raises:
+            UnavailableError: the model did not return a finite score.
+        """
+        try:
+            self.compute_score([("health check", "the model answers")])
+        except RankgateError as exc:
+            raise UnavailableError(f"health probe failed: {exc}") from exc
+
+    def _warn_cut(self, plans: list[DocPlan]) -> None:
+        if any(p.query_truncated for p in plans):
+            log.warning(
+                "a query longer than %d tokens (3/4 of max_length) was truncated",
+                self._builder.query_max_length,
+            )
+        cut = sum(p.truncated for p in plans)
+        if cut:
+            log.info("%d of %d documents were truncated", cut, len(plans))

@@ -1,0 +1,178 @@
+"""Build random cross-encoders on disk, for tests and benchmarks (no hub, no downloads).
+
+The model has bge-reranker-v2-m3's family (XLM-RoBERTa for sequence classification, one logit)
+and a Unigram tokenizer trained with ``tokenizers`` on a small multilingual text, saved so that
+``AutoTokenizer`` / ``AutoModelForSequenceClassification.from_pretrained(dir)`` load it as they
+would the real model. Random weights prove loading, batching and numerics, not ranking quality.
+Imports torch and transformers lazily; needs the ``torch`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rankgate.backends.base import EncodedPair, PairTemplate
+
+__all__ = ["SAMPLE_TEXT", "KeywordBackend", "build_model", "build_tokenizer"]
+
+SAMPLE_TEXT = [
+    "How do I reset the admin password of a Huawei router? Hold the reset button for ten seconds.",
+    "The quick brown fox jumps over the lazy dog while the battery drains in winter.",
+    "Tesla Model Y winter range drops at minus twenty degrees; battery heating uses energy.",
+    "如何重置华为路由器管理员密码？长按复位键十秒钟，然后登录网页管理界面。",
+    "特斯拉Model Y冬季续航缩水严重吗？北方用户实录零下二十度续航仅剩三百二十公里。",
+    "ルーターの管理者パスワードをリセットする方法。リセットボタンを十秒間押します。",
+    "라우터 관리자 비밀번호를 재설정하는 방법은 무엇입니까? 리셋 버튼을 누르세요.",
+    "Comment réinitialiser le mot de passe administrateur du routeur ? Appuyez sur le bouton.",
+    "¿Cómo restablecer la contraseña del router? Mantenga pulsado el botón de reinicio.",
+    "Wie setze ich das Administratorpasswort des Routers zurück? Drücken Sie die Taste.",
+    "Как сбросить пароль администратора роутера? Нажмите кнопку сброса на десять секунд.",
+    "iPhone 15 charges slowly: battery aging, incompatible charger, software bug, heat.",
+    "Sony WH-1000XM5 noise cancellation improves by about 30% over the XM4 in low frequencies.",
+    "0123456789 %$#@!?.,;:()[]{}<>/-_+=*&^~'\"",
+]
+
+
+def build_tokenizer(out: Path, vocab_size: int = 1000, model_max_length: int = 512) -> None:
+    """Train a small Unigram tokenizer laid out as XLM-R's and save it to ``out``.
+
+    The pieces are trained with ``tokenizers``, then handed to transformers'
+    ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's own pipeline around them, so the saved
+    ``tokenizer.json`` is exactly what transformers 4 and 5 both load.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import XLMRobertaTokenizer
+
+    raw = Tokenizer(models.Unigram())
+    raw.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="always")]
+    )
+    trainer = UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    words = " ".join(SAMPLE_TEXT).split()
+    raw.train_from_iterator([" ".join(words[i:] + words[:i]) for i in range(len(words))], trainer)
+    pieces = [(piece, float(score)) for piece, score in json.loads(raw.to_str())["model"]["vocab"]]
+    tokenizer = XLMRobertaTokenizer(vocab=[*pieces, ("<mask>", 0.0)])
+    tokenizer.model_max_length = model_max_length
+    tokenizer.save_pretrained(str(out))
+    # transformers 5 writes "XLMRobertaTokenizer"; name the fast class explicitly so that 4.x
+    # (FlagEmbedding's environment) surely builds the same fast tokenizer from tokenizer.json.
+    config_path = out / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "XLMRobertaTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def build_model(
+    out: Path,
+    *,
+    layers: int = 2,
+    hidden: int = 32,
+    heads: int = 2,
+    intermediate: int = 37,
+    vocab_size: int | None = None,
+    max_positions: int = 514,
+    tokenizer_vocab: int = 1000,
+    seed: int = 0,
+    initializer_range: float = 0.02,
+) -> Path:
+    """Save a random XLM-RoBERTa cross-encoder (one logit) and its tokenizer to ``out``.
+
+    Defaults give a tiny test model; ``layers=24, hidden=1024, heads=16, intermediate=4096,
+    vocab_size=250002, max_positions=8194`` gives bge-reranker-v2-m3's architecture. A larger
+    ``initializer_range`` spreads the random scores (useful for ordering tests).
+    """
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(out, tokenizer_vocab, model_max_length=max_positions - 2)
+    from transformers import AutoTokenizer
+
+    vocab = vocab_size or len(AutoTokenizer.from_pretrained(str(out)))
+    config = XLMRobertaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=max_positions,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig kwarg
+        initializer_range=initializer_range,
+    )
+    torch.manual_seed(seed)
+    model = XLMRobertaForSequenceClassification(config).eval()
+    model.save_pretrained(str(out))
+    return out
+
+
+class KeywordBackend:
+    """A fast, deterministic stand-in for a model, for engine and server tests.
+
+    Words are tokens; a pair's logit grows with the share of document words found in the query.
+    ``delay`` seconds per pair simulates inference time; ``nan_on`` makes any pair whose document
+    contains that word return NaN; ``max_pairs`` makes larger batches raise out-of-memory.
+    """
+
+    name = "keyword"
+    model_id = "keyword"
+    device = "cpu"
+    dtype = "float32"
+    pad_token_id = 1
+    model_max_length = 8192
+    parameters = 0
+    template = PairTemplate(prefix=(0,), middle=(2, 2), suffix=(2,))
+
+    def __init__(
+        self, delay: float = 0.0, nan_on: str | None = None, max_pairs: int | None = None
+    ) -> None:
+        self.delay = delay
+        self.nan_id = self._id(nan_on) if nan_on else None
+        self.max_pairs = max_pairs
+        self.batches: list[int] = []
+
+    @staticmethod
+    def _id(word: str) -> int:
+        return 10 + zlib.crc32(word.lower().encode()) % 50000
+
+    def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        return [[self._id(w) for w in text.split()][:max_tokens] for text in texts]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(f"<{i}>" for i in ids)
+
+    def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        from rankgate.errors import DeviceOutOfMemoryError
+
+        if self.max_pairs is not None and len(pairs) > self.max_pairs:
+            raise DeviceOutOfMemoryError(f"fake out of memory for {len(pairs)} pairs")
+        self.batches.append(len(pairs))
+        if self.delay:
+            time.sleep(self.delay * len(pairs))
+        out = np.empty(len(pairs), dtype=np.float32)
+        for row, pair in enumerate(pairs):
+            ids = pair.input_ids[1:-1]
+            cut = next(i for i in range(len(ids) - 1) if ids[i : i + 2] == (2, 2))
+            query, doc = set(ids[:cut]), ids[cut + 2 :]
+            if self.nan_id is not None and self.nan_id in doc:
+                out[row] = np.nan
+                continue
+            hits = sum(1 for t in doc if t in query)
+            out[row] = 4.0 * hits / (len(doc) + 1) - 2.0
+        return out

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny random XLM-RoBERTa cross-encoder built on disk once per session."""
+
+from __future__ import annotations
+
+import os
+
+# No test may reach the network: make the hub client offline before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+from rankgate import Reranker
+from rankgate.testing import KeywordBackend, build_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random cross-encoder with a trained tokenizer; scores spread by a wide init."""
+    return build_model(tmp_path_factory.mktemp("tiny-model"), initializer_range=0.5)
+
+
+@pytest.fixture(scope="session")
+def reranker(tiny_model: Path) -> Reranker:
+    return Reranker(str(tiny_model), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def short_reranker(tiny_model: Path) -> Reranker:
+    """max_length 64, so ordinary paragraphs need chunking."""
+    return Reranker(str(tiny_model), device="cpu", max_length=64)
+
+
+@pytest.fixture
+def keyword() -> Reranker:
+    return Reranker(backend=KeywordBackend())

@@ -1,0 +1,57 @@
+"""Parity with FlagEmbedding's FlagReranker itself, run in its own environment (transformers 4).
+
+``make test`` builds that environment (scripts/setup-flag-env.sh). Locally the test is skipped
+when it is absent; under CI (CI=true) its absence is a failure, so parity is never silently lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rankgate import Reranker
+from tests.samples import DOCUMENTS, QUERY
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAG_PYTHON = ROOT / ".venv-flag" / "bin" / "python"
+
+pytestmark = pytest.mark.reference
+
+
+def flag_scores(
+    model: Path, pairs: list[tuple[str, str]], max_length: int, **extra: object
+) -> list[float]:
+    if not FLAG_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the FlagEmbedding environment is missing; run scripts/setup-flag-env.sh")
+        pytest.skip("no .venv-flag (scripts/setup-flag-env.sh builds it)")
+    request = {"model": str(model), "pairs": pairs, "max_length": max_length, **extra}
+    out = subprocess.run(
+        [str(FLAG_PYTHON), str(ROOT / "scripts" / "flag_reference.py")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)["scores"]
+
+
+def test_scores_equal_flag_reranker(tiny_model: Path) -> None:
+    long_query = " ".join(["router admin password reset"] * 20)
+    pairs = [(QUERY, d) for d in DOCUMENTS] + [
+        (QUERY, DOCUMENTS[6] * 4),
+        (long_query, DOCUMENTS[0]),
+        (long_query, "short"),
+    ]
+    for max_length in (48, 512):
+        expected = flag_scores(tiny_model, pairs, max_length, batch_size=4)
+        ours = Reranker(str(tiny_model), max_length=max_length, long_documents="truncate")
+        assert ours.compute_score(pairs) == pytest.approx(expected, abs=1e-5)
+        normalized = flag_scores(tiny_model, pairs, max_length, normalize=True)
+        assert ours.compute_score(pairs, normalize=True) == pytest.approx(normalized, abs=1e-5)
