@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= BAAI/bge-reranker-v2-m3
 HOST ?= 127.0.0.1
-PORT ?= 8000
+PORT ?= 8080
 
 .DEFAULT_GOAL := help
 
@@ -28,8 +28,20 @@ setup: $(STAMP) ## Create .venv and install rankgate with every extra
 flag-env: ## Build .venv-flag, FlagEmbedding's reference environment (transformers 4)
 	bash scripts/setup-flag-env.sh
 
+.PHONY: client-env
+client-env: ## Build .venv-clients: cohere, langchain-cohere, llama-index (real-client tests)
+	bash scripts/setup-client-env.sh
+
+.PHONY: openapi
+openapi: setup ## Regenerate docs/openapi.json from the server
+	$(BIN)/python -m rankgate.server.openapi > docs/openapi.json
+
+.PHONY: system
+system: ## Install Debian's chromium + chromedriver (browser tests) if missing
+	bash scripts/setup-system.sh
+
 .PHONY: test
-test: setup flag-env ## Set up, then run the whole test suite
+test: setup flag-env client-env system ## Set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
 .PHONY: lint
@@ -39,7 +51,11 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/mypy
 
 .PHONY: run
-run: setup ## Set up, then rerank the demo documents (MODEL=hub id or local directory)
+run: setup ## Set up, then serve the model on HOST:PORT (MODEL=hub id or local directory)
+	$(BIN)/rankgate serve --model '$(MODEL)' --host '$(HOST)' --port '$(PORT)'
+
+.PHONY: demo
+demo: setup ## Rerank examples/router.jsonl on the command line (MODEL=...)
 	$(BIN)/rankgate rerank --model '$(MODEL)' -q "how do I reset the admin password of a Huawei router" examples/router.jsonl
 
 .PHONY: bench

@@ -10,9 +10,14 @@ Run under the reference env (scripts/setup-flag-env.sh):
     .venv-flag/bin/python scripts/flag_reference.py --bench < request.json
         request: {"model": DIR, "pairs": [[q, p], ...], "max_length": N,
                   "batch_size": N | null, "repeats": R}
-        reply:   {"seconds": [...], "pairs": n}
+        reply:   {"seconds": [...], "cpu_seconds": [...], "pairs": n,
+                  "lengths": [...], "batch_size": n,
+                  "max_length": n, "threads": n, "attn_implementation": str,
+                  "versions": {package: version}}
         (batch_size null = FlagReranker's default of 128; one untimed warm-up
-        call precedes the R timed compute_score calls)
+        call precedes the R timed compute_score calls; "lengths" are the
+        per-pair token counts FlagEmbedding feeds the model; "cpu_seconds" is
+        this process's CPU time per timed call, to spot contention)
 
     --inputs (debug/test aid): reply {"input_ids": [[...], ...]}, the exact
     per-pair ids FlagEmbedding feeds the model (before sorting/padding).
@@ -102,6 +107,22 @@ def _pairs(req: dict) -> list[list[str]]:
     return pairs
 
 
+def _bench_facts(reranker, pairs) -> dict:
+    """What a benchmark needs to account for the timed calls: lengths, batching, versions."""
+    from importlib.metadata import version
+
+    import torch
+
+    return {
+        "lengths": [len(ids) for ids in _pair_inputs(reranker, pairs)],
+        "batch_size": int(reranker.batch_size),
+        "max_length": int(reranker.max_length),
+        "threads": torch.get_num_threads(),
+        "attn_implementation": getattr(reranker.model.config, "_attn_implementation", None),
+        "versions": {name: version(name) for name in ("FlagEmbedding", "transformers", "torch")},
+    }
+
+
 def main(argv: list[str]) -> int:
     req = json.load(sys.stdin)
     if req.get("threads"):
@@ -117,12 +138,18 @@ def main(argv: list[str]) -> int:
     elif "--bench" in argv:
         repeats = int(req.get("repeats", 3))
         reranker.compute_score(pairs)  # warm-up
-        seconds = []
+        seconds, cpu_seconds = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             reranker.compute_score(pairs)
             seconds.append(time.perf_counter() - t0)
-        out = {"seconds": seconds, "pairs": len(pairs)}
+            cpu_seconds.append(time.process_time() - c0)
+        out = {
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "pairs": len(pairs),
+            **_bench_facts(reranker, pairs),
+        }
     else:
         scores = reranker.compute_score(pairs)
         out = {"scores": [float(s) for s in scores]}

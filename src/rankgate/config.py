@@ -46,7 +46,7 @@ class RerankerSettings(BaseSettings):
     )
     long_documents: LongDocumentPolicy = Field(
         "chunk",
-        description="chunk: score overlapping windows, keep the best; truncate: cut the document.",
+        description="chunk: overlapping windows, keep the best; truncate: cut; reject: error.",
     )
     chunk_overlap: int = Field(
         64,

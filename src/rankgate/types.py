@@ -9,7 +9,8 @@ from typing import Any, Literal, TypeAlias
 Document: TypeAlias = str | Mapping[str, Any]
 """A document: a string, or a mapping with a ``text`` field (other fields are metadata, kept)."""
 
-LongDocumentPolicy: TypeAlias = Literal["chunk", "truncate"]
+LongDocumentPolicy: TypeAlias = Literal["chunk", "truncate", "reject"]
+"""chunk: score overlapping windows, keep the best; truncate: cut; reject: InputTooLongError."""
 Device: TypeAlias = str
 DType: TypeAlias = Literal["auto", "float32", "float16", "bfloat16"]
 

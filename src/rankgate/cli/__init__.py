@@ -8,8 +8,11 @@ import typer
 
 from rankgate import __version__
 from rankgate.cli.common import EXIT_HELP
+from rankgate.cli.demo_commands import demo_app, health
+from rankgate.cli.funnel_commands import eval_command, index, search, templates
 from rankgate.cli.model_commands import download, info
 from rankgate.cli.rerank import rerank
+from rankgate.cli.serve import serve
 
 app = typer.Typer(
     name="rankgate",
@@ -30,8 +33,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Cross-encoder reranking for RAG."""
 
@@ -39,6 +46,13 @@ def _root(
 app.command(epilog=EXIT_HELP)(rerank)
 app.command(epilog=EXIT_HELP)(info)
 app.command(epilog=EXIT_HELP)(download)
+app.command(epilog=EXIT_HELP)(serve)
+app.command(epilog=EXIT_HELP)(index)
+app.command(epilog=EXIT_HELP)(search)
+app.command(epilog=EXIT_HELP)(templates)
+app.command("eval", epilog=EXIT_HELP)(eval_command)
+app.add_typer(demo_app, name="demo")
+app.command(epilog=EXIT_HELP)(health)
 
 
 def main() -> None:

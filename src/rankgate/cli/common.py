@@ -72,7 +72,7 @@ DType = Annotated[
         envvar="RANKGATE_DTYPE",
         rich_help_panel=_PANEL,
         help="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16. "
-        "[default: auto]",
+        "Default: auto.",
         show_default=False,
     ),
 ]
@@ -91,7 +91,8 @@ LongDocs = Annotated[
     typer.Option(
         envvar="RANKGATE_LONG_DOCUMENTS",
         rich_help_panel=_PANEL,
-        help="chunk (score overlapping windows, keep the best) or truncate. [default: chunk]",
+        help="chunk (score overlapping windows, keep the best), truncate, or reject (error). "
+        "Default: chunk.",
         show_default=False,
     ),
 ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rankgate.backends.base import Backend, EncodedPair
-from rankgate.errors import ConfigError
+from rankgate.errors import ConfigError, InputTooLongError
 from rankgate.types import LongDocumentPolicy
 
 __all__ = ["DocPlan", "PairBuilder", "window_starts"]
@@ -45,8 +45,9 @@ class PairBuilder:
     """Turns (query, document) texts into token pairs.
 
     The query keeps at most 3/4 of ``max_length`` tokens; only the document is cut, exactly as
-    FlagEmbedding's ``FlagReranker`` does. A document that does not fit is either truncated or,
-    with the ``chunk`` policy, split into overlapping windows that are each scored.
+    FlagEmbedding's ``FlagReranker`` does. A document that does not fit is truncated, rejected
+    (``InputTooLongError``) or, with the ``chunk`` policy, split into overlapping windows that are
+    each scored.
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class PairBuilder:
         unique = list(dict.fromkeys(queries))
         q_ids = dict(zip(unique, self.backend.tokenize(unique), strict=True))
         # Tokenize no more of each document than can ever be scored.
-        if policy == "truncate":
+        if policy in ("truncate", "reject"):
             doc_cap: int | None = self.max_length
         elif max_chunks is not None:
             doc_cap = self.max_length * max_chunks
@@ -95,12 +96,13 @@ class PairBuilder:
             doc_cap = min(doc_cap or max_tokens_per_doc + 1, max_tokens_per_doc + 1)
         d_ids = self.backend.tokenize(documents, doc_cap)
         return [
-            self._plan_one(q_ids[q], d, policy, max_chunks, max_tokens_per_doc)
-            for q, d in zip(queries, d_ids, strict=True)
+            self._plan_one(i, q_ids[q], d, policy, max_chunks, max_tokens_per_doc)
+            for i, (q, d) in enumerate(zip(queries, d_ids, strict=True))
         ]
 
     def _plan_one(
         self,
+        index: int,
         query: list[int],
         doc: list[int],
         policy: LongDocumentPolicy,
@@ -114,6 +116,13 @@ class PairBuilder:
         if max_tokens_per_doc is not None and len(doc) > max_tokens_per_doc:
             doc, cut = doc[:max_tokens_per_doc], True
         window = self.max_length - len(query) - template.special_tokens
+        if policy == "reject" and (query_truncated or len(doc) > window):
+            raise InputTooLongError(
+                f"document {index}: the (query, document) pair needs "
+                f"{len(query) + len(doc) + template.special_tokens} tokens or more, over "
+                f"max_length {self.max_length} (the query may use {self.query_max_length}), "
+                "and truncation is off"
+            )
         if len(doc) <= window:
             return DocPlan((template.build(query, doc),), len(doc), cut, query_truncated)
         if policy == "truncate":

@@ -13,9 +13,11 @@ import numpy as np
 from rankgate.backends import Backend, EncodedPair, load_backend
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine.batching import Progress, score_pairs
+from rankgate.engine.explain import Explanation, explain
 from rankgate.engine.inputs import check_query, check_top_n, document_texts, normalize_pairs
 from rankgate.engine.pairs import DocPlan, PairBuilder
 from rankgate.engine.scoring import aggregate_max, rank_order, sigmoid
+from rankgate.engine.segments import Granularity
 from rankgate.errors import RankgateError, UnavailableError
 from rankgate.types import DEFAULT_MAX_LENGTH, Document, LongDocumentPolicy, ModelInfo, RerankResult
 
@@ -229,6 +231,24 @@ class Reranker:
         )
         logits = self.score_encoded(prepared.pairs, progress=progress)
         return self.finish(prepared, logits, top_n=top_n, normalize=normalize)
+
+    def explain(
+        self,
+        query: str,
+        document: Document,
+        *,
+        granularity: Granularity = "sentence",
+    ) -> Explanation:
+        """Which sentences (or words) carry the score: occlusion, scored in one batch.
+
+        Each segment's contribution is the logit drop when it is removed from the document.
+
+        Example:
+            >>> exp = reranker.explain("range", "It is cold. Range drops 30%.")  # doctest: +SKIP
+            >>> exp.top(1)[0].text  # doctest: +SKIP
+            'Range drops 30%.'
+        """
+        return explain(self, query, document, granularity=granularity)
 
     def health(self) -> None:
         """Score a fixed pair end to end.

@@ -1,0 +1,345 @@
+"""``rankgate demo``, ``rankgate demo trap``, ``rankgate demo list`` and ``rankgate health``.
+
+The demos run shipped scenarios (``rankgate.insight.catalog``) through whatever model is loaded
+and show what it did next to what the scenario expects; they make no claim about the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
+
+from rankgate.cli import common
+from rankgate.cli.common import EXIT_HELP
+from rankgate.cli.loading import load_reranker
+from rankgate.engine import Reranker
+from rankgate.errors import InputError
+from rankgate.insight.catalog import get_scenario, load_scenarios
+from rankgate.insight.charts import demo_chart, health_chart, health_series
+from rankgate.insight.demo import DemoRun, run_scenario
+from rankgate.insight.health import HealthSettings, HealthSnapshot, Observation, summarize
+from rankgate.insight.monitor import AlertEvent, RankingHealth
+from rankgate.insight.render import explanation_text
+from rankgate.insight.requestlog import read_log
+
+__all__ = ["demo", "demo_app", "demo_list", "demo_trap", "health"]
+
+# soft_wrap: long lines stay whole when piped; the terminal wraps them.
+console = Console(soft_wrap=True)
+
+Lang = Annotated[
+    str,
+    typer.Option(
+        "--lang",
+        "-l",
+        help="Scenario language: zh en ja ko fr es de ru pt it, or a cross-lingual "
+        "pair such as zh-en (Chinese query, English documents). `rankgate demo list` shows all.",
+    ),
+]
+ChartOpt = Annotated[
+    Path | None, typer.Option("--chart", help="Write a PNG bar chart of the scores here.")
+]
+
+
+def _model_options(**opts: Any) -> Reranker:
+    with console.status("loading the model"):
+        return load_reranker(**opts)
+
+
+def banner(reranker: Reranker) -> str:
+    """The load line, as the seed's test.py prints it (model, device, dtype, fp16, load time)."""
+    info = reranker.info()
+    fp16 = "on" if info.dtype == "float16" else "off"
+    return (
+        f"model loaded | model: {info.model} | device: {info.device} | dtype: {info.dtype} | "
+        f"FP16: {fp16} | load time: {info.load_seconds:.2f} s"
+    )
+
+
+def _expectation(run: DemoRun) -> Text:
+    s = run.scenario
+    top, last = run.reranked[0], run.reranked[-1]
+    out = Text()
+    out.append(f"expected best: {s.expected_best}  model's top: {top}  ")
+    out.append(
+        "(same)" if run.best_as_expected else "(differs)",
+        "green" if top == s.expected_best else "yellow",
+    )
+    out.append(f"\nexpected worst: {s.expected_worst}  model's last: {last}  ")
+    out.append(
+        "(same)" if run.worst_as_expected else "(differs)",
+        "green" if run.worst_as_expected else "yellow",
+    )
+    return out
+
+
+def _preview(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_simple(run: DemoRun) -> None:
+    s = run.scenario
+    console.print(f"query: {s.query}", highlight=False)
+    for n, doc in enumerate(s.documents, 1):
+        console.print(
+            f"  candidate {n} [{doc.id}]: {_preview(doc.text)} -> score: {run.scores[doc.id]:.4f}",
+            highlight=False,
+        )
+    console.print(f"reranked order: [{', '.join(run.reranked)}]", highlight=False)
+    console.print(_expectation(run))
+
+
+def _print_trap(run: DemoRun, top_k: int) -> None:
+    s = run.scenario
+    console.print(f"[bold]{escape(s.title)}[/] \\[{s.lang}] ({escape(s.source)})", highlight=False)
+    console.print(f"query: {s.query}", highlight=False)
+    table = Table(title_justify="left")
+    for col in ("#", "retrieval order", "reranked order", "score", "moved"):
+        table.add_column(col, justify="right" if col in ("#", "score") else "left")
+    for n, (before, after) in enumerate(zip(run.retrieval, run.reranked, strict=True), 1):
+        was = run.retrieval.index(after) + 1
+        moved = "=" if was == n else (f"up {was - n}" if was > n else f"down {n - was}")
+        table.add_row(str(n), before, after, f"{run.scores[after]:.4f}", moved)
+    console.print(table)
+    console.print(_expectation(run))
+    for doc in s.documents:
+        expl = run.explanations.get(doc.id)
+        console.print(
+            f"\n[bold]{doc.id}[/] score {run.scores[doc.id]:.4f}: {escape(s.why.get(doc.id, ''))}",
+            highlight=False,
+        )
+        if expl is None:
+            continue
+        console.print(explanation_text(expl))
+        for seg in expl.top(top_k):
+            verb = "raised" if seg.contribution > 0 else "lowered"
+            console.print(
+                f"  {verb} by {abs(seg.contribution):.3f} logit: {_preview(seg.text.strip(), 80)}",
+                highlight=False,
+            )
+
+
+def demo(
+    ctx: typer.Context,
+    lang: Lang = "en",
+    chart: ChartOpt = None,
+    explain: Annotated[bool, typer.Option(help="Also explain each score by sentence.")] = False,
+    model: common.Model = None,
+    backend: common.Backend = None,
+    device: common.Device = None,
+    dtype: common.DType = None,
+    max_length: common.MaxLength = None,
+    threads: common.Threads = None,
+    offline: common.Offline = None,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """Rerank the router-password scenario (the seed's test.py): banner, scores, new order."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with common.exits_on_error():
+        scenario = get_scenario("router-password", lang)
+        reranker = _model_options(
+            model=model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            threads=threads,
+            offline=offline,
+            cache_dir=cache_dir,
+        )
+        console.print(banner(reranker), highlight=False)
+        run = run_scenario(reranker, scenario, explain_scores=explain)
+        _print_simple(run)
+        if explain:
+            for doc in scenario.documents:
+                console.print(f"[bold]{doc.id}[/]: ", end="")
+                console.print(explanation_text(run.explanations[doc.id]))
+        if chart is not None:
+            console.print(f"chart: {demo_chart(run, chart)}", highlight=False)
+
+
+def demo_trap(
+    lang: Lang = "en",
+    scenario: Annotated[
+        str, typer.Option("--scenario", "-s", help="Scenario id (`rankgate demo list`).")
+    ] = "tesla-winter-range",
+    chart: ChartOpt = None,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write a chart.")] = False,
+    top: Annotated[int, typer.Option(help="Sentences to list per document.")] = 2,
+    model: common.Model = None,
+    backend: common.Backend = None,
+    device: common.Device = None,
+    dtype: common.DType = None,
+    max_length: common.MaxLength = None,
+    threads: common.Threads = None,
+    offline: common.Offline = None,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """A keyword trap (the seed's test2.py): retrieval vs reranked order, chart, and the
+    sentences that moved each score. Default chart: rankgate-SCENARIO-LANG.png."""
+    with common.exits_on_error():
+        picked = get_scenario(scenario, lang)
+        reranker = _model_options(
+            model=model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            threads=threads,
+            offline=offline,
+            cache_dir=cache_dir,
+        )
+        console.print(banner(reranker), highlight=False)
+        run = run_scenario(reranker, picked)
+        _print_trap(run, top)
+        if not no_chart:
+            path = chart or Path(f"rankgate-{picked.id}-{picked.lang}.png")
+            console.print(f"\nchart: {demo_chart(run, path)}", highlight=False)
+
+
+def demo_list() -> None:
+    """List the demo scenarios and their languages."""
+    table = Table("languages", "best / worst", "title")
+    table.columns.insert(0, Column("scenario", no_wrap=True))
+    by_id: dict[str, list[str]] = {}
+    for s in load_scenarios():
+        by_id.setdefault(s.id, []).append(s.lang)
+    for sid, langs in by_id.items():
+        s = get_scenario(sid, langs[0])
+        table.add_row(sid, " ".join(langs), f"{s.expected_best} / {s.expected_worst}", s.title)
+    console.print(table)
+
+
+demo_app = typer.Typer(
+    name="demo",
+    help="See reranking work on shipped multilingual scenarios.",
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+demo_app.callback(invoke_without_command=True, epilog=EXIT_HELP)(demo)
+demo_app.command("trap", epilog=EXIT_HELP)(demo_trap)
+demo_app.command("list")(demo_list)
+
+
+def _fetch_report(url: str, api_key: str | None) -> dict[str, Any]:
+    request = urllib.request.Request(url.rstrip("/") + "/v1/health/ranking")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read ranking health from {url}: {exc}") from None
+
+
+def _from_server(
+    report: dict[str, Any],
+) -> tuple[HealthSettings, list[Observation], list[AlertEvent]]:
+    settings = HealthSettings(**report["thresholds"])
+    obs = [Observation(**o) for o in report["window"]]
+    events = [AlertEvent(**e) for e in report.get("events", [])]
+    return settings, obs, events
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _report_table(snap: HealthSnapshot, s: HealthSettings) -> Table:
+    def verdict(metric: str) -> str:
+        if not snap.ready:
+            return f"[dim]needs {s.min_requests} reranks[/]"
+        return "[bold red]ALERT[/]" if snap.alerts[metric] else "[green]ok[/]"
+
+    table = Table(
+        title=f"Ranking health over the last {snap.requests} reranks", title_justify="left"
+    )
+    for col in ("metric", "value", "alert when", "status", "meaning"):
+        table.add_column(col)
+    gap = "n/a" if snap.mean_gap is None else f"{snap.mean_gap:.3f}"
+    ceiling = f" or > {_pct(s.low_share_max)}" if s.low_share_max is not None else ""
+    table.add_row(
+        "top-1 displacement rate",
+        _pct(snap.displacement_rate),
+        f"< {_pct(s.displacement_min)}",
+        verdict("displacement"),
+        "reranking rarely changes the top: not earning its place",
+    )
+    table.add_row(
+        "mean top-1/top-2 gap",
+        gap,
+        f"< {s.gap_min:g} (healthy > 0.25)",
+        verdict("gap"),
+        "low discrimination or vague queries",
+    )
+    table.add_row(
+        f"low-score share (< {s.low_score:g})",
+        f"{_pct(snap.low_share)} ({_pct(snap.low_share_older)} -> {_pct(snap.low_share_recent)})",
+        f"rise > {_pct(s.low_share_rise)}{ceiling}",
+        verdict("low_share"),
+        "rising: upstream retrieval is decaying",
+    )
+    return table
+
+
+def health(
+    log: Annotated[
+        Path | None, typer.Option("--log", help="A JSON Lines request log (see docs/insight.md).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="A running server, e.g. http://127.0.0.1:8000.")
+    ] = None,
+    chart: Annotated[
+        Path | None,
+        typer.Option("--chart", help="PNG chart over time. Default: rankgate-health.png."),
+    ] = None,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write a chart.")] = False,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="RANKGATE_API_KEY", help="Bearer key for --url.")
+    ] = None,
+) -> None:
+    """Report ranking health (top-1 displacement, top-1/top-2 gap, low-score share) from a
+    request log or a running server, with a chart over time. Thresholds: RANKGATE_HEALTH_*."""
+    with common.exits_on_error():
+        if (log is None) == (url is None):
+            raise InputError("give exactly one of --log FILE or --url URL")
+        if log is not None:
+            settings = HealthSettings()
+            monitor = RankingHealth(settings)
+            # The report lists every crossing; the monitor's own warnings would repeat them.
+            health_log = logging.getLogger("rankgate.insight.health")
+            level = health_log.level
+            health_log.setLevel(logging.ERROR)
+            try:
+                observations = monitor.replay(read_log(log))
+            finally:
+                health_log.setLevel(level)
+            snap, events = monitor.snapshot(), monitor.events()
+        else:
+            settings, observations, events = _from_server(_fetch_report(str(url), api_key))
+            snap = summarize(observations, settings)
+        if not observations:
+            raise InputError("no reranks to report on")
+        console.print(_report_table(snap, settings))
+        for e in events:
+            state = "[red]crossed[/]" if e.alerting else "[green]recovered[/]"
+            console.print(f"rerank {e.request}: {e.metric} {state}: {e.message}", highlight=False)
+        if not no_chart:
+            path = health_chart(
+                health_series(observations, settings),
+                settings,
+                chart or Path("rankgate-health.png"),
+            )
+            console.print(f"chart: {path}", highlight=False)

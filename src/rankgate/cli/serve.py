@@ -1,0 +1,196 @@
+"""``rankgate serve``: the HTTP rerank server (Cohere, Jina, TEI and vLLM dialects)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from rankgate.cli import common
+from rankgate.config import build_settings
+
+_PANEL = "Server options"
+
+
+def _opt(env: str, help: str, *names: str) -> typer.models.OptionInfo:
+    return typer.Option(
+        *names, envvar=f"RANKGATE_{env}", rich_help_panel=_PANEL, help=help, show_default=False
+    )
+
+
+Host = Annotated[
+    str | None,
+    _opt("HOST", "Address to listen on; 0.0.0.0 for other machines. Default: 127.0.0.1."),
+]
+Port = Annotated[int | None, _opt("PORT", "TCP port. Default: 8080.", "--port", "-p")]
+ApiKeys = Annotated[
+    str | None,
+    _opt(
+        "API_KEYS",
+        "Comma-separated bearer API keys; once set, every route except /health, /ready "
+        "and /metrics needs one. Default: none, no authentication.",
+    ),
+]
+PublicPlayground = Annotated[
+    bool | None,
+    _opt(
+        "PUBLIC_PLAYGROUND",
+        "Serve the playground page at / without an API key (its API calls still need one). "
+        "Default: off.",
+        "--public-playground/--private-playground",
+    ),
+]
+ServedName = Annotated[
+    str | None,
+    _opt("SERVED_MODEL_NAME", "Model name in responses and /info. Default: the model's id."),
+]
+MaxDocuments = Annotated[
+    int | None,
+    _opt(
+        "MAX_DOCUMENTS",
+        "Most documents (or vLLM pairs) per request; more gives 413. Default: 1000.",
+    ),
+]
+MaxPayload = Annotated[
+    int | None,
+    _opt("MAX_PAYLOAD_BYTES", "Largest request body in bytes; larger gives 413. Default: 2000000."),
+]
+MaxRequestTokens = Annotated[
+    int | None,
+    _opt(
+        "MAX_REQUEST_TOKENS",
+        "Most model tokens per request after chunking; more gives 422. Default: 262144.",
+    ),
+]
+MaxQueueTokens = Annotated[
+    int | None,
+    _opt(
+        "MAX_QUEUE_TOKENS",
+        "Tokens allowed to wait for the model; beyond it 429 with Retry-After. Default: 1048576.",
+    ),
+]
+BatchWait = Annotated[
+    float | None,
+    _opt(
+        "BATCH_WAIT_MS", "Milliseconds an idle model waits to batch requests together. Default: 3."
+    ),
+]
+MaxBatchTokens = Annotated[
+    int | None,
+    _opt(
+        "MAX_BATCH_TOKENS",
+        "Tokens gathered from the queue per model step. Default: 4 x --batch-tokens.",
+    ),
+]
+Timeout = Annotated[
+    float | None, _opt("REQUEST_TIMEOUT_S", "Seconds a request may take; then 504. Default: 60.")
+]
+AutoTruncate = Annotated[
+    bool | None,
+    _opt(
+        "AUTO_TRUNCATE",
+        "Truncate or chunk over-long input (a TEI request's truncate=false opts "
+        "out and gets 422). Default: on.",
+        "--auto-truncate/--no-auto-truncate",
+    ),
+]
+TokenizerWorkers = Annotated[
+    int | None,
+    _opt("TOKENIZER_WORKERS", "Threads tokenizing requests while the model runs. Default: 2."),
+]
+Grace = Annotated[
+    float | None,
+    _opt(
+        "SHUTDOWN_GRACE_S",
+        "On SIGTERM, seconds in-flight requests get to finish while /ready "
+        "is 503 and new requests get 503. Default: 30.",
+    ),
+]
+LogLevel = Annotated[str | None, _opt("LOG_LEVEL", "debug, info, warning or error. Default: info.")]
+
+
+def serve(
+    host: Host = None,
+    port: Port = None,
+    api_keys: ApiKeys = None,
+    public_playground: PublicPlayground = None,
+    served_model_name: ServedName = None,
+    max_documents: MaxDocuments = None,
+    max_payload_bytes: MaxPayload = None,
+    max_request_tokens: MaxRequestTokens = None,
+    max_queue_tokens: MaxQueueTokens = None,
+    batch_wait_ms: BatchWait = None,
+    max_batch_tokens: MaxBatchTokens = None,
+    request_timeout_s: Timeout = None,
+    auto_truncate: AutoTruncate = None,
+    tokenizer_workers: TokenizerWorkers = None,
+    shutdown_grace_s: Grace = None,
+    log_level: LogLevel = None,
+    model: common.Model = None,
+    backend: common.Backend = None,
+    device: common.Device = None,
+    dtype: common.DType = None,
+    max_length: common.MaxLength = None,
+    long_documents: common.LongDocs = None,
+    max_chunks: common.MaxChunks = None,
+    batch_tokens: common.BatchTokens = None,
+    threads: common.Threads = None,
+    offline: common.Offline = None,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """Serve reranking over HTTP: Cohere v1/v2, Jina, TEI and vLLM routes, /health, /metrics.
+
+    The model loads before the port opens. SIGTERM drains: /ready turns 503, new requests get
+    503 and in-flight requests finish. Example: rankgate serve --host 0.0.0.0 --api-keys SECRET
+    """
+    try:
+        from rankgate.server import build_server_settings, create_app
+        from rankgate.server.runner import serve as run_server
+    except ImportError as exc:
+        from rankgate.errors import MissingDependencyError
+
+        with common.exits_on_error():
+            missing = exc.name or "fastapi"
+            raise MissingDependencyError(missing, "server", "rankgate serve") from None
+        return
+    with common.exits_on_error():
+        settings = build_server_settings(
+            host=host,
+            port=port,
+            api_keys=api_keys,
+            public_playground=public_playground,
+            served_model_name=served_model_name,
+            max_documents=max_documents,
+            max_payload_bytes=max_payload_bytes,
+            max_request_tokens=max_request_tokens,
+            max_queue_tokens=max_queue_tokens,
+            batch_wait_ms=batch_wait_ms,
+            max_batch_tokens=max_batch_tokens,
+            request_timeout_s=request_timeout_s,
+            auto_truncate=auto_truncate,
+            tokenizer_workers=tokenizer_workers,
+            shutdown_grace_s=shutdown_grace_s,
+            log_level=log_level,
+        )
+        model_settings = build_settings(
+            model=model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            long_documents=long_documents,
+            max_chunks=max_chunks,
+            batch_tokens=batch_tokens,
+            threads=threads,
+            offline=offline,
+            cache_dir=cache_dir,
+        )
+        common.quiet_libraries()
+        logging.getLogger("rankgate").setLevel(settings.log_level.upper())
+        # Load before listening, so a bad model fails here with its exit code, not in uvicorn.
+        from rankgate.engine import Reranker
+
+        reranker = Reranker(settings=model_settings)
+        app = create_app(settings, reranker)
+    run_server(app)

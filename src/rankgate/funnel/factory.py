@@ -1,0 +1,69 @@
+"""Building the funnel's parts from :class:`FunnelSettings` (shared by the CLI and the server)."""
+
+from __future__ import annotations
+
+from rankgate.engine import Reranker
+from rankgate.funnel.embedders import Embedder, SentenceTransformerEmbedder
+from rankgate.funnel.funnel import Funnel, StageCuts
+from rankgate.funnel.index import LocalIndex
+from rankgate.funnel.rules import Rules
+from rankgate.funnel.settings import FunnelSettings
+from rankgate.funnel.templates import TemplateRegistry
+from rankgate.funnel.types import Retriever
+
+__all__ = ["build_funnel", "load_embedder", "load_rules", "load_templates", "open_retriever"]
+
+
+def load_embedder(settings: FunnelSettings, *, offline: bool = False) -> Embedder:
+    """The sentence-transformers embedder the settings name."""
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        offline=offline,
+    )
+
+
+def open_retriever(settings: FunnelSettings, embedder: Embedder) -> Retriever:
+    """Milvus when ``milvus_uri`` is set, else the embedded index at ``index_dir``."""
+    if settings.milvus_uri:
+        from rankgate.funnel.milvus import MilvusRetriever
+
+        return MilvusRetriever(
+            settings.milvus_uri,
+            embedder,
+            collection=settings.milvus_collection,
+            token=settings.milvus_token,
+        )
+    return LocalIndex.open(settings.index_dir, embedder, rrf_k=settings.rrf_k)
+
+
+def load_rules(settings: FunnelSettings) -> Rules:
+    """Rules from ``rules_file``, or the defaults."""
+    return Rules.from_toml(settings.rules_file) if settings.rules_file else Rules()
+
+
+def load_templates(settings: FunnelSettings) -> TemplateRegistry:
+    """Built-in templates plus those of ``templates_file``."""
+    registry = TemplateRegistry()
+    if settings.templates_file:
+        registry.load(settings.templates_file)
+    return registry
+
+
+def build_funnel(
+    settings: FunnelSettings,
+    reranker: Reranker,
+    *,
+    embedder: Embedder | None = None,
+    offline: bool = False,
+) -> Funnel:
+    """A ready funnel: retriever, reranker, rules and templates as the settings say."""
+    embedder = embedder or load_embedder(settings, offline=offline)
+    return Funnel(
+        open_retriever(settings, embedder),
+        reranker,
+        load_rules(settings),
+        cuts=StageCuts(settings.retrieve_top_k, settings.rerank_top_n, settings.final_top_n),
+        templates=load_templates(settings),
+    )

@@ -1,0 +1,136 @@
+"""``Funnel``: first stage → rerank → rules, with every stage traced and timed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from rankgate.engine import Reranker
+from rankgate.engine.inputs import check_query
+from rankgate.funnel.rules import Rules
+from rankgate.funnel.templates import TemplateRegistry
+from rankgate.funnel.types import Candidate, FunnelResult, Retriever
+
+__all__ = ["Funnel", "StageCuts"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageCuts:
+    """How many candidates each stage passes on (the seed's 50 → 10 → 3)."""
+
+    retrieve_top_k: int = 50
+    rerank_top_n: int = 10
+    final_top_n: int = 3
+
+
+class Funnel:
+    """Recall with a retriever, reorder with a reranker, filter with rules.
+
+    Args:
+        retriever: the first stage (:class:`~rankgate.funnel.LocalIndex`,
+            :class:`~rankgate.funnel.MilvusRetriever`, or anything with ``search(query, top_k)``).
+        reranker: the cross-encoder.
+        rules: the last stage (default: :class:`Rules` defaults: score >= 0.7, age <= 2 years).
+        cuts: default cut per stage.
+        templates: the query templates known by name.
+
+    Example:
+        >>> funnel = Funnel(LocalIndex.open("idx", embedder), Reranker())   # doctest: +SKIP
+        >>> result = funnel.run("iPhone 15 charges slowly")                # doctest: +SKIP
+        >>> [c.passage.doc_id for c in result.kept]                        # doctest: +SKIP
+        ['apple-support-17', 'apple-support-3']
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        reranker: Reranker,
+        rules: Rules | None = None,
+        *,
+        cuts: StageCuts | None = None,
+        templates: TemplateRegistry | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.reranker = reranker
+        self.rules = rules if rules is not None else Rules()
+        self.cuts = cuts or StageCuts()
+        self.templates = templates or TemplateRegistry()
+
+    def run(
+        self,
+        query: str,
+        *,
+        template: str | None = None,
+        retrieve_top_k: int | None = None,
+        rerank_top_n: int | None = None,
+        final_top_n: int | None = None,
+        rules: Rules | None = None,
+    ) -> FunnelResult:
+        """Run the three stages for ``query``.
+
+        Args:
+            query: what the user asked; the first stage always sees it unchanged.
+            template: ``name`` or ``name@version`` of a query template for the reranker.
+            retrieve_top_k, rerank_top_n, final_top_n: override this funnel's cuts.
+            rules: override this funnel's rules for this call.
+
+        Raises:
+            EmptyQueryError: the query is blank.
+            UnknownTemplateError: no such template.
+        """
+        started = time.perf_counter()
+        query = check_query(query)
+        chosen = self.templates.get(template) if template else None
+        rerank_query = chosen.apply(query) if chosen else query
+        k = retrieve_top_k or self.cuts.retrieve_top_k
+        n = rerank_top_n or self.cuts.rerank_top_n
+        final = final_top_n or self.cuts.final_top_n
+        ruleset = rules if rules is not None else self.rules
+
+        hits = self.retriever.search(query, k)
+        retrieved_at = time.perf_counter()
+        candidates = [
+            Candidate(passage=h.passage, retrieval_rank=h.rank, retrieval_score=h.score)
+            for h in hits
+        ]
+        reranked: list[Candidate] = []
+        if candidates:
+            results = self.reranker.rerank(
+                rerank_query, [c.passage.as_document() for c in candidates], normalize=True
+            )
+            for rank, r in enumerate(results, 1):
+                c = replace(candidates[r.index], rerank_rank=rank, rerank_score=r.score)
+                if rank <= n:
+                    reranked.append(replace(c, stage="reranked"))
+                else:
+                    reranked.append(
+                        replace(c, dropped_by="rerank_top_n", reason=f"rerank rank {rank} > {n}")
+                    )
+        reranked_at = time.perf_counter()
+        judged = ruleset.apply([c for c in reranked if c.stage == "reranked"])
+        out: list[Candidate] = []
+        kept = 0
+        for c in judged:
+            if c.stage == "ruled" and kept < final:
+                kept += 1
+                c = replace(c, stage="final")
+            elif c.stage == "ruled":
+                c = replace(
+                    c, dropped_by="final_top_n", reason=f"passed the rules, beyond top {final}"
+                )
+            out.append(c)
+        out.extend(c for c in reranked if c.stage != "reranked")
+        done = time.perf_counter()
+        ordered = sorted(out, key=lambda c: (not c.kept, c.rerank_rank or 0))
+        return FunnelResult(
+            query=query,
+            rerank_query=rerank_query,
+            template=chosen.ref if chosen else None,
+            candidates=ordered,
+            timings={
+                "retrieve": retrieved_at - started,
+                "rerank": reranked_at - retrieved_at,
+                "rules": done - reranked_at,
+                "total": done - started,
+            },
+        )

@@ -1,0 +1,77 @@
+"""Prometheus metrics, in a registry of the app's own (two apps in one process never collide)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from rankgate.server.serving import Timings
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServerMetrics"]
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_PAIRS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+_REQUESTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+
+
+class ServerMetrics:
+    """Counters of requests, failures, documents and tokens; per-phase timings; batch shapes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "rankgate_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "rankgate_request_failures", "Failed requests by reason.", ["reason"], registry=r
+        )
+        self.documents = Counter("rankgate_documents", "Documents ranked.", registry=r)
+        self.tokens = Counter("rankgate_input_tokens", "Model input tokens.", registry=r)
+        self.phase = Histogram(
+            "rankgate_request_phase_seconds",
+            "Seconds per request phase: tokenize, queue, inference, total.",
+            ["phase"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.batch_pairs = Histogram(
+            "rankgate_batch_pairs", "Pairs per model step.", buckets=_PAIRS, registry=r
+        )
+        self.batch_requests = Histogram(
+            "rankgate_batch_requests",
+            "Requests whose pairs shared one model step.",
+            buckets=_REQUESTS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "rankgate_batch_seconds", "Seconds per model step.", buckets=_SECONDS, registry=r
+        )
+        self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", registry=r)
+        self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", registry=r)
+        self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
+
+    def watch_queue(self, tokens: Callable[[], float], pairs: Callable[[], float]) -> None:
+        """Read the queue depth when scraped."""
+        self.queue_tokens.set_function(tokens)
+        self.queue_pairs.set_function(pairs)
+
+    def observe_batch(self, pairs: int, requests: int, seconds: float) -> None:
+        self.batch_pairs.observe(pairs)
+        self.batch_requests.observe(requests)
+        self.batch_seconds.observe(seconds)
+
+    def observe_request(self, timings: Timings) -> None:
+        """Record a successful scoring request."""
+        self.documents.inc(timings.documents)
+        self.tokens.inc(timings.tokens)
+        for name in ("tokenize", "queue", "inference", "total"):
+            self.phase.labels(name).observe(getattr(timings, name))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

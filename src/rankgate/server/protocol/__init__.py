@@ -1,0 +1,1 @@
+"""Wire types, one module per dialect. Dialect field names live only here."""

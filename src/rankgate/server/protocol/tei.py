@@ -1,0 +1,99 @@
+"""Hugging Face text-embeddings-inference wire types: ``POST /rerank`` (``texts``), ``/info``.
+
+Requests are strict: TEI's own fields only, anything else is a 422. The TEI clients we know
+(LlamaIndex's postprocessor, plain HTTP) send nothing else, and a misspelt ``raw_score`` would
+otherwise silently change the scores.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from rankgate.server.serving import RerankCall
+from rankgate.types import RerankResult
+
+__all__ = ["TEIInfo", "TEIRerankRequest", "TEIRerankResponse", "tei_response"]
+
+
+class TEIRerankRequest(BaseModel):
+    """TEI ``POST /rerank``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="The search query.")
+    texts: list[str] = Field(description="The documents.")
+    truncate: bool | None = Field(
+        None,
+        description="Truncate (or chunk) inputs longer than max_length; false makes them a 422. "
+        "Default: the server's auto_truncate.",
+    )
+    truncation_direction: Literal["right", "Right"] = Field(
+        "right", description="Only right truncation is supported."
+    )
+    raw_scores: bool = Field(False, description="Raw logits instead of sigmoid scores.")
+    return_text: bool = Field(False, description="Include each text in its result.")
+
+    def to_call(self) -> RerankCall:
+        return RerankCall(
+            query=self.query,
+            documents=self.texts,
+            top_n=None,
+            normalize=not self.raw_scores,
+            truncate=self.truncate,
+        )
+
+
+class TEIRank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class TEIRerankResponse(RootModel[list[TEIRank]]):
+    """A bare array, best first."""
+
+
+def tei_response(results: list[RerankResult], return_text: bool) -> list[TEIRank]:
+    return [
+        TEIRank(index=r.index, score=r.score, text=r.text if return_text else None) for r in results
+    ]
+
+
+class TEIReranker(BaseModel):
+    id2label: dict[str, str]
+    label2id: dict[str, int]
+
+
+class TEIModelType(BaseModel):
+    reranker: TEIReranker
+
+
+class RankgateDetails(BaseModel):
+    """rankgate's own details next to TEI's fields."""
+
+    backend: str
+    device: str
+    long_documents: str
+    parameters: int
+
+
+class TEIInfo(BaseModel):
+    """``GET /info`` in TEI's shape."""
+
+    model_id: str
+    model_sha: str | None = None
+    model_dtype: str
+    model_type: TEIModelType
+    max_concurrent_requests: int
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: int | None = None
+    max_client_batch_size: int
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None
+    rankgate: RankgateDetails

@@ -1,0 +1,131 @@
+"""``ServerSettings``: every option of ``rankgate serve``, each also a ``RANKGATE_*`` variable.
+
+Model options (which model, device, ``max_length``, chunking) stay in
+:class:`rankgate.config.RerankerSettings`; this object holds what only the HTTP server needs.
+Precedence is the one of :func:`rankgate.config.build_settings`: explicit value > environment >
+default. The environment is read when an object is built, never at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rankgate.errors import ConfigError
+
+__all__ = ["ServerSettings", "build_server_settings"]
+
+
+class ServerSettings(BaseSettings):
+    """How the HTTP server listens, admits, batches and limits requests."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKGATE_", extra="ignore", frozen=True)
+
+    host: str = Field(
+        "127.0.0.1", description="Address to listen on; 0.0.0.0 to accept other machines."
+    )
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer API keys, comma-separated. Once set, every route except /health, "
+        "/ready and /metrics needs 'Authorization: Bearer KEY'. Empty: no authentication.",
+    )
+    public_playground: bool = Field(
+        False,
+        description="Serve the playground page (/ and its assets, no data) without an API key; "
+        "the page's API calls still need one.",
+    )
+    served_model_name: str | None = Field(
+        None, description="Model name shown in responses and /info. Default: the model's id."
+    )
+    max_documents: int = Field(
+        1000, ge=1, description="Most documents (or vLLM pairs) per request; more gives 413."
+    )
+    max_payload_bytes: int = Field(
+        2_000_000, ge=1024, description="Largest request body in bytes; larger gives 413."
+    )
+    max_request_tokens: int = Field(
+        262_144,
+        ge=1,
+        description="Most model tokens one request may need after chunking; more gives 422.",
+    )
+    max_queue_tokens: int = Field(
+        1_048_576,
+        ge=1,
+        description="Tokens waiting for the model across all requests; beyond it requests get "
+        "429 with Retry-After.",
+    )
+    batch_wait_ms: float = Field(
+        3.0,
+        ge=0,
+        le=1000,
+        description="How long an idle model waits for more requests to batch with the first.",
+    )
+    max_batch_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens gathered from the queue for one model step (the model then splits "
+        "them into forward passes of --batch-tokens). Default: 4 x --batch-tokens.",
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a request may take before it fails with 504."
+    )
+    auto_truncate: bool = Field(
+        True,
+        description="Truncate or chunk inputs longer than max_length. A TEI request's "
+        "'truncate: false' opts out per request; too-long input then gives 422.",
+    )
+    tokenizer_workers: int = Field(
+        2, ge=1, le=64, description="Threads that tokenize requests while the model runs."
+    )
+    shutdown_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM: /ready turns 503, new requests get 503, and in-flight "
+        "requests have this many seconds to finish before the server stops.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Server log level."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_blank_keys(cls, value: list[str]) -> list[str]:
+        if any(not k.strip() for k in value):
+            raise ValueError("an API key is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _request_fits_queue(self) -> ServerSettings:
+        if self.max_request_tokens > self.max_queue_tokens:
+            raise ValueError(
+                f"max_request_tokens ({self.max_request_tokens}) exceeds max_queue_tokens "
+                f"({self.max_queue_tokens}); such a request could never be admitted"
+            )
+        return self
+
+
+def build_server_settings(**overrides: object) -> ServerSettings:
+    """Server settings from explicit overrides (``None`` values are ignored), env and defaults.
+
+    Raises:
+        ConfigError: a value is invalid; the message names the setting.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return ServerSettings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid server settings: {problems}") from None

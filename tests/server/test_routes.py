@@ -1,0 +1,227 @@
+"""Every dialect's request and response shape, on a live server with the keyword backend."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from rankgate import Reranker
+from rankgate.testing import KeywordBackend
+
+QUERY = "reset router password"
+DOCS = ["the cat sleeps", "reset the router password", "router manual", "password"]
+
+
+@pytest.fixture(scope="module")
+def library() -> Reranker:
+    return Reranker(backend=KeywordBackend())
+
+
+def expected(library: Reranker, **kwargs: object) -> list[tuple[int, float]]:
+    return [(r.index, r.score) for r in library.rerank(QUERY, DOCS, **kwargs)]  # type: ignore[arg-type]
+
+
+def same_ranking(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> bool:
+    """Same order of documents, and scores equal to float precision."""
+    return [i for i, _ in got] == [i for i, _ in want] and [s for _, s in got] == pytest.approx(
+        [s for _, s in want]
+    )
+
+
+def test_cohere_v1_ranks_like_the_library(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post("/v1/rerank", json={"model": "m", "query": QUERY, "documents": DOCS})
+    assert r.status_code == 200
+    body = r.json()
+    got = [(x["index"], x["relevance_score"]) for x in body["results"]]
+    assert same_ranking(got, expected(library))
+    assert "document" not in body["results"][0]
+    assert body["id"] == r.headers["x-request-id"]
+    assert body["meta"]["api_version"] == {"version": "1"}
+    assert body["meta"]["tokens"]["input_tokens"] == body["usage"]["total_tokens"] > 0
+    assert body["model"] == "m"
+
+
+def test_top_n_and_return_documents(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post(
+        "/v1/rerank", json={"query": QUERY, "documents": DOCS, "top_n": 2, "return_documents": True}
+    )
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == [i for i, _ in expected(library, top_n=2)]
+    assert [x["document"]["text"] for x in results] == [DOCS[x["index"]] for x in results]
+
+
+def test_object_documents_with_rank_fields_keep_metadata(fake: httpx.Client) -> None:
+    docs = [
+        {"title": "cats", "body": "sleep all day", "id": 1},
+        {"title": "router", "body": "reset the password", "id": 2},
+    ]
+    r = fake.post(
+        "/v1/rerank",
+        json={
+            "query": QUERY,
+            "documents": docs,
+            "rank_fields": ["title", "body"],
+            "return_documents": True,
+        },
+    )
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == [1, 0]
+    assert results[0]["document"] == {"title": "router", "body": "reset the password", "id": 2}
+
+
+def test_raw_scores_are_logits(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post("/v1/rerank", json={"query": QUERY, "documents": DOCS, "raw_scores": True})
+    got = [(x["index"], x["relevance_score"]) for x in r.json()["results"]]
+    assert same_ranking(got, expected(library, normalize=False))
+    assert min(s for _, s in got) < 0
+
+
+def test_max_tokens_per_doc_cuts_documents(fake: httpx.Client, library: Reranker) -> None:
+    docs = ["cat " * 5 + "reset router password", "reset router"]
+    body = {"query": QUERY, "documents": docs, "max_tokens_per_doc": 5}
+    got = fake.post("/v2/rerank", json=body).json()["results"]
+    want = library.rerank(QUERY, docs, max_tokens_per_doc=5)
+    assert same_ranking(
+        [(x["index"], x["relevance_score"]) for x in got], [(w.index, w.score) for w in want]
+    )
+    assert got[0]["index"] == 1  # the first document lost its relevant words
+
+
+def test_max_chunks_per_doc_limits_windows(fake: httpx.Client, library: Reranker) -> None:
+    long_doc = "filler " * 3000 + "reset router password"  # past the first window
+    body = {"query": QUERY, "documents": [long_doc, "router"]}
+    all_windows = fake.post("/v1/rerank", json=body).json()["results"]
+    one_window = fake.post("/v1/rerank", json={**body, "max_chunks_per_doc": 1}).json()["results"]
+    score = {r["index"]: r["relevance_score"] for r in all_windows}
+    first_only = {r["index"]: r["relevance_score"] for r in one_window}
+    assert score[0] > first_only[0]  # only the last window holds the query's words
+    want = library.rerank(QUERY, [long_doc, "router"], max_chunks=1)
+    assert [x["relevance_score"] for x in one_window] == pytest.approx([w.score for w in want])
+
+
+def test_cohere_v2_accepts_what_clients_send(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post(
+        "/v2/rerank",
+        json={
+            "model": "rerank-v3.5",
+            "query": QUERY,
+            "documents": DOCS,
+            "top_n": 3,
+            "max_tokens_per_doc": None,
+            "priority": 0,
+            "return_documents": True,
+            "some_future_field": 1,
+        },
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"id", "results", "meta"}
+    assert [x["index"] for x in body["results"]] == [i for i, _ in expected(library, top_n=3)]
+    assert body["results"][0]["document"]["text"] == DOCS[body["results"][0]["index"]]
+    assert r.headers["x-ignored-fields"] == "some_future_field"
+
+
+def test_jina_shape(fake: httpx.Client) -> None:
+    r = fake.post(
+        "/v1/rerank",
+        json={
+            "model": "jina-reranker-v2",
+            "query": QUERY,
+            "documents": DOCS,
+            "top_n": 1,
+            "return_documents": True,
+        },
+    )
+    body = r.json()
+    assert body["model"] == "jina-reranker-v2"
+    assert body["usage"]["total_tokens"] > 0
+    assert body["results"][0]["document"] == {"text": DOCS[1]}
+
+
+def test_tei_rerank(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True})
+    assert r.status_code == 200
+    body = r.json()
+    assert isinstance(body, list)
+    assert same_ranking([(x["index"], x["score"]) for x in body], expected(library))
+    assert [x["text"] for x in body] == [DOCS[x["index"]] for x in body]
+    raw = fake.post("/rerank", json={"query": QUERY, "texts": DOCS, "raw_scores": True}).json()
+    assert [x["score"] for x in raw] == pytest.approx(
+        [s for _, s in expected(library, normalize=False)]
+    )
+    assert "text" not in raw[0]
+    for header in (
+        "x-tokenization-time",
+        "x-queue-time",
+        "x-inference-time",
+        "x-total-time",
+        "x-compute-tokens",
+        "x-request-id",
+    ):
+        assert header in r.headers
+
+
+def test_rerank_without_texts_is_cohere(fake: httpx.Client) -> None:
+    r = fake.post("/rerank", json={"query": QUERY, "documents": DOCS})
+    assert r.status_code == 200
+    assert r.json()["results"][0]["index"] == 1
+
+
+def test_vllm_score(fake: httpx.Client, library: Reranker) -> None:
+    r = fake.post("/score", json={"model": "bge", "text_1": QUERY, "text_2": DOCS})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list" and body["model"] == "bge"
+    assert [x["index"] for x in body["data"]] == list(range(len(DOCS)))
+    want = library.compute_score([(QUERY, d) for d in DOCS], normalize=True)
+    assert [x["score"] for x in body["data"]] == pytest.approx(want)
+    pairs = fake.post(
+        "/score",
+        json={"text_1": ["cat", QUERY], "text_2": ["the cat", "router"], "use_activation": False},
+    ).json()
+    want = library.compute_score([("cat", "the cat"), (QUERY, "router")])
+    assert [x["score"] for x in pairs["data"]] == pytest.approx(want)
+
+
+def test_info_health_ready(fake: httpx.Client) -> None:
+    info = fake.get("/info").json()
+    assert info["model_id"] == "keyword"
+    assert info["max_client_batch_size"] == 50
+    assert info["auto_truncate"] is True
+    assert fake.get("/health").json() == {"status": "ok"}
+    assert fake.get("/ready").json() == {"status": "ready"}
+
+
+def test_request_id_is_echoed(fake: httpx.Client) -> None:
+    r = fake.post(
+        "/v2/rerank", json={"query": QUERY, "documents": DOCS}, headers={"x-request-id": "abc-123"}
+    )
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.json()["id"] == "abc-123"
+
+
+def test_metrics_count_requests_documents_tokens(fake: httpx.Client) -> None:
+    fake.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+    text = fake.get("/metrics").text
+    for name in (
+        "rankgate_requests_total",
+        "rankgate_documents_total",
+        "rankgate_input_tokens_total",
+        "rankgate_request_phase_seconds_bucket",
+        "rankgate_batch_pairs_bucket",
+        "rankgate_batch_requests_bucket",
+        "rankgate_queue_tokens",
+        "rankgate_queue_pairs",
+    ):
+        assert name in text
+    for phase in ("tokenize", "queue", "inference", "total"):
+        assert f'phase="{phase}"' in text
+    assert 'rankgate_requests_total{route="/v1/rerank",status="200"}' in text
+
+
+def test_vllm_versioned_path(fake: httpx.Client) -> None:
+    r = fake.post("/v1/score", json={"text_1": QUERY, "text_2": DOCS[:2]})
+    assert r.status_code == 200 and len(r.json()["data"]) == 2
+    bad = fake.post("/v1/score", json={"text_1": QUERY})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == 422

@@ -1,0 +1,95 @@
+"""SIGTERM during load: /ready turns 503, new requests get 503, no in-flight request is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import ROOT, free_port, parse_metric
+
+IN_FLIGHT = 12
+
+
+def wait_until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RANKGATE_PORT": str(port),
+        "RANKGATE_TEST_DELAY": "0.02",
+        "RANKGATE_SHUTDOWN_GRACE_S": "30",
+        "RANKGATE_BATCH_WAIT_MS": "0",
+        "RANKGATE_MAX_BATCH_TOKENS": "100",
+        "RANKGATE_LOG_LEVEL": "warning",
+    }
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "serve_fake.py")],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = httpx.Client(base_url=url, timeout=60)
+        wait_until(lambda: client.get("/ready").status_code == 200)
+        body = {"query": "router", "documents": [f"router doc {i}" for i in range(20)]}
+        answers: list[tuple[float, httpx.Response]] = []
+
+        def call() -> None:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                r = c.post("/v1/rerank", json=body)
+                answers.append((time.monotonic(), r))
+
+        def accepted() -> float:
+            # Every request is either in flight or already answered.
+            text = client.get("/metrics").text
+            done = 'rankgate_requests_total{route="/v1/rerank",status="200"}'
+            try:
+                finished = parse_metric(text, done)
+            except KeyError:
+                finished = 0
+            return parse_metric(text, "rankgate_requests_in_flight") + finished
+
+        threads = [threading.Thread(target=call) for _ in range(IN_FLIGHT)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: accepted() == IN_FLIGHT)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: client.get("/ready").status_code == 503, timeout=10)
+        late = client.post("/v1/rerank", json=body)
+        assert late.status_code == 503
+        assert "shutting down" in late.json()["message"]
+        for t in threads:
+            t.join(60)
+        assert len(answers) == IN_FLIGHT
+        assert [r.status_code for _, r in answers] == [200] * IN_FLIGHT
+        assert all(len(r.json()["results"]) == 20 for _, r in answers)
+        assert max(t for t, _ in answers) > signalled, "nothing was in flight at SIGTERM"
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
