@@ -141,3 +141,15 @@ def test_progress_callback_reports_all_pairs(keyword: Reranker) -> None:
 
 def test_health_probe(keyword: Reranker) -> None:
     keyword.health()
+
+
+def test_forward_observer_counts_real_and_padded_tokens() -> None:
+    rr = Reranker(backend=KeywordBackend(), batch_tokens=64, max_batch_size=4)
+    docs = ["a " * 3, "a " * 20, "a " * 5, "a " * 19, "a"]
+    seen: list[tuple[int, int, int]] = []
+    prepared = rr.prepare("a", docs)
+    rr.score_encoded(prepared.pairs, on_forward=lambda *s: seen.append(s))
+    assert sum(s[0] for s in seen) == len(docs)
+    assert sum(s[1] for s in seen) == sum(len(p) for p in prepared.pairs)
+    assert all(real <= padded <= 64 or pairs == 1 for pairs, real, padded in seen)
+    assert sum(s[2] for s in seen) > sum(s[1] for s in seen)  # lengths differ: some padding

@@ -34,6 +34,11 @@ class RerankerSettings(BaseSettings):
         False, description="Never contact the hub; load only from a directory or the cache."
     )
     backend: Literal["torch", "onnx"] = Field("torch", description="Inference backend.")
+    onnx_file: str | None = Field(
+        None,
+        description="For backend=onnx: the ONNX file in the model directory, e.g. "
+        "model_int8.onnx (None: model.onnx, then onnx/model.onnx).",
+    )
     device: str = Field(
         "auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
     )

@@ -7,6 +7,7 @@ import pytest
 
 from rankgate import Reranker
 from rankgate.testing import KeywordBackend
+from tests.server.conftest import parse_metric
 
 QUERY = "reset router password"
 DOCS = ["the cat sleeps", "reset the router password", "router manual", "password"]
@@ -218,6 +219,11 @@ def test_metrics_count_requests_documents_tokens(fake: httpx.Client) -> None:
     for phase in ("tokenize", "queue", "inference", "total"):
         assert f'phase="{phase}"' in text
     assert 'rankgate_requests_total{route="/v1/rerank",status="200"}' in text
+    # real vs padded tokens of the forward passes: every real token is computed, padding counted
+    real = parse_metric(text, "rankgate_forward_real_tokens_total")
+    padded = parse_metric(text, "rankgate_forward_padded_tokens_total")
+    assert 0 < real <= padded
+    assert parse_metric(text, "rankgate_forward_pairs_count") >= 1
 
 
 def test_vllm_versioned_path(fake: httpx.Client) -> None:

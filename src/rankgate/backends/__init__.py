@@ -29,7 +29,13 @@ def load_backend(settings: RerankerSettings) -> Backend:
             offline=settings.offline,
             patterns=ONNX_PATTERNS,
         )
-        return OnnxBackend(model_dir, model_id=settings.model, threads=settings.threads)
+        return OnnxBackend(
+            model_dir,
+            model_id=settings.model,
+            threads=settings.threads,
+            file=settings.onnx_file,
+            device=settings.device,
+        )
     from rankgate.backends.torch_backend import TorchBackend
 
     model_dir = resolve_model_dir(

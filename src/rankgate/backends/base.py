@@ -7,13 +7,14 @@ logit per pair. Everything else (truncation, chunking, batching, sigmoid) is the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "EncodedPair", "PairTemplate"]
+__all__ = ["Backend", "EncodedPair", "PairTemplate", "pad_batch", "physical_cores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,22 @@ class PairTemplate:
         raise ValueError("the tokenizer's pair encoding does not contain its parts in order")
 
 
+def pad_batch(
+    pairs: Sequence[EncodedPair], pad_token_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Right-padded ``input_ids``, ``attention_mask`` and (when pairs carry them) segment ids."""
+    width = max(len(p) for p in pairs)
+    ids = np.full((len(pairs), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(pairs), width), dtype=np.int64)
+    types = np.zeros((len(pairs), width), dtype=np.int64) if pairs[0].token_type_ids else None
+    for row, pair in enumerate(pairs):
+        ids[row, : len(pair)] = pair.input_ids
+        mask[row, : len(pair)] = 1
+        if types is not None and pair.token_type_ids:
+            types[row, : len(pair)] = pair.token_type_ids
+    return ids, mask, types
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the engine needs from a model family."""
@@ -110,3 +127,11 @@ class Backend(Protocol):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of token ids (used to show which window of a document scored)."""
         ...
+
+
+def physical_cores() -> int:
+    """CPUs this process may run on (affinity-aware, so a container's limit is respected)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rankgate.backends.base import EncodedPair
+from rankgate.backends.base import EncodedPair, pad_batch
 from rankgate.backends.tokenization import FileTokenizer, usable_positions
 from rankgate.errors import (
     ConfigError,
@@ -118,15 +117,7 @@ class TorchBackend:
 
     def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         torch = self._torch
-        width = max(len(p) for p in pairs)
-        ids = np.full((len(pairs), width), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(pairs), width), dtype=np.int64)
-        types = np.zeros((len(pairs), width), dtype=np.int64) if pairs[0].token_type_ids else None
-        for row, pair in enumerate(pairs):
-            ids[row, : len(pair)] = pair.input_ids
-            mask[row, : len(pair)] = 1
-            if types is not None and pair.token_type_ids:
-                types[row, : len(pair)] = pair.token_type_ids
+        ids, mask, types = pad_batch(pairs, self.pad_token_id)
         inputs = {
             "input_ids": torch.from_numpy(ids).to(self.device),
             "attention_mask": torch.from_numpy(mask).to(self.device),
@@ -139,18 +130,7 @@ class TorchBackend:
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             raise DeviceOutOfMemoryError(
-                f"out of memory on {self.device} for {len(pairs)} pairs of up to {width} tokens"
+                f"out of memory on {self.device} for {len(pairs)} pairs of up to "
+                f"{ids.shape[1]} tokens"
             ) from exc
         return logits[:, 0].float().cpu().numpy()
-
-
-def physical_cores() -> int:
-    """CPU cores this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _usable_positions(config: Any) -> int:  # TEMP shim until onnx_backend uses tokenization.py
-    return usable_positions(config if isinstance(config, dict) else vars(config))

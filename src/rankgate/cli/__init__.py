@@ -9,6 +9,7 @@ import typer
 from rankgate import __version__
 from rankgate.cli.common import EXIT_HELP
 from rankgate.cli.demo_commands import demo_app, health
+from rankgate.cli.export import export
 from rankgate.cli.funnel_commands import eval_command, index, search, templates
 from rankgate.cli.model_commands import download, info
 from rankgate.cli.rerank import rerank
@@ -47,6 +48,7 @@ app.command(epilog=EXIT_HELP)(rerank)
 app.command(epilog=EXIT_HELP)(info)
 app.command(epilog=EXIT_HELP)(download)
 app.command(epilog=EXIT_HELP)(serve)
+app.command(epilog=EXIT_HELP)(export)
 app.command(epilog=EXIT_HELP)(index)
 app.command(epilog=EXIT_HELP)(search)
 app.command(epilog=EXIT_HELP)(templates)

@@ -57,6 +57,16 @@ Backend = Annotated[
         show_default=False,
     ),
 ]
+OnnxFile = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_ONNX_FILE",
+        rich_help_panel=_PANEL,
+        help="With --backend onnx: the ONNX file to load, e.g. model_int8.onnx. "
+        "Default: model.onnx.",
+        show_default=False,
+    ),
+]
 Device = Annotated[
     str | None,
     typer.Option(
@@ -119,7 +129,7 @@ Threads = Annotated[
     typer.Option(
         envvar="RANKGATE_THREADS",
         rich_help_panel=_PANEL,
-        help="CPU inference threads. Default: torch's choice.",
+        help="CPU inference threads. Default: one per CPU this process may use.",
         show_default=False,
     ),
 ]

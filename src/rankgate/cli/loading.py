@@ -13,6 +13,7 @@ def load_reranker(
     *,
     model: str | None,
     backend: str | None = None,
+    onnx_file: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
     max_length: int | None = None,
@@ -26,6 +27,7 @@ def load_reranker(
     quiet_libraries()
     options: dict[str, Any] = dict(
         backend=backend,
+        onnx_file=onnx_file,
         device=device,
         dtype=dtype,
         max_length=max_length,

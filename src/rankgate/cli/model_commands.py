@@ -19,6 +19,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     model: common.Model = None,
     backend: common.Backend = None,
+    onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
@@ -32,6 +33,7 @@ def info(
         reranker = load_reranker(
             model=model,
             backend=backend,
+            onnx_file=onnx_file,
             device=device,
             dtype=dtype,
             max_length=max_length,

@@ -116,6 +116,7 @@ def rerank(
     fmt: Annotated[str, typer.Option("--format", help="auto, jsonl or lines.")] = "auto",
     model: common.Model = None,
     backend: common.Backend = None,
+    onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
@@ -143,6 +144,7 @@ def rerank(
         reranker = load_reranker(
             model=model,
             backend=backend,
+            onnx_file=onnx_file,
             device=device,
             dtype=dtype,
             max_length=max_length,

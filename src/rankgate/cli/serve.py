@@ -129,6 +129,7 @@ def serve(
     log_level: LogLevel = None,
     model: common.Model = None,
     backend: common.Backend = None,
+    onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
@@ -176,6 +177,7 @@ def serve(
         model_settings = build_settings(
             model=model,
             backend=backend,
+            onnx_file=onnx_file,
             device=device,
             dtype=dtype,
             max_length=max_length,

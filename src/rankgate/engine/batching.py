@@ -12,6 +12,8 @@ from rankgate.errors import DeviceOutOfMemoryError, NonFiniteScoreError
 __all__ = ["plan_batches", "score_pairs"]
 
 Progress = Callable[[int, int], None]
+ForwardObserver = Callable[[int, int, int], None]
+"""Called after each forward pass with (pairs, real tokens, padded tokens computed)."""
 
 
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> list[list[int]]:
@@ -54,6 +56,7 @@ def score_pairs(
     max_tokens: int,
     max_size: int,
     progress: Progress | None = None,
+    on_forward: ForwardObserver | None = None,
 ) -> np.ndarray:
     """Raw logits for ``pairs``, in the caller's order.
 
@@ -64,8 +67,12 @@ def score_pairs(
     logits = np.empty(len(pairs), dtype=np.float32)
     done = 0
     for batch in plan_batches([len(p) for p in pairs], max_tokens, max_size):
-        logits[batch] = _forward(backend, [pairs[i] for i in batch])
+        chosen = [pairs[i] for i in batch]
+        logits[batch] = _forward(backend, chosen)
         done += len(batch)
+        if on_forward is not None:
+            lengths = [len(p) for p in chosen]
+            on_forward(len(chosen), sum(lengths), len(chosen) * max(lengths))
         if progress is not None:
             progress(done, len(pairs))
     bad = int(np.count_nonzero(~np.isfinite(logits)))

@@ -12,7 +12,7 @@ import numpy as np
 
 from rankgate.backends import Backend, EncodedPair, load_backend
 from rankgate.config import RerankerSettings, build_settings
-from rankgate.engine.batching import Progress, score_pairs
+from rankgate.engine.batching import ForwardObserver, Progress, score_pairs
 from rankgate.engine.explain import Explanation, explain
 from rankgate.engine.inputs import check_query, check_top_n, document_texts, normalize_pairs
 from rankgate.engine.pairs import DocPlan, PairBuilder
@@ -50,7 +50,8 @@ class Reranker:
     Args:
         model: hub id or local directory (default ``BAAI/bge-reranker-v2-m3``).
         settings: a full settings object; keyword options override it.
-        backend: an already loaded backend (tests, custom models); skips loading.
+        backend: ``"torch"`` or ``"onnx"``, or an already loaded backend object (tests,
+            custom models), which skips loading.
         **options: any :class:`~rankgate.config.RerankerSettings` field, e.g. ``device="cpu"``,
             ``dtype="float16"``, ``max_length=512``, ``long_documents="truncate"``.
 
@@ -66,9 +67,11 @@ class Reranker:
         model: str | None = None,
         *,
         settings: RerankerSettings | None = None,
-        backend: Backend | None = None,
+        backend: Backend | str | None = None,
         **options: Any,
     ) -> None:
+        if isinstance(backend, str):
+            options["backend"], backend = backend, None
         self.settings = build_settings(settings, model=model, **options)
         started = time.perf_counter()
         self.backend = backend if backend is not None else load_backend(self.settings)
@@ -105,14 +108,19 @@ class Reranker:
         *,
         batch_size: int | None = None,
         progress: Progress | None = None,
+        on_forward: ForwardObserver | None = None,
     ) -> np.ndarray:
-        """Raw logits for already built pairs (the server's batcher calls this)."""
+        """Raw logits for already built pairs (the server's batcher calls this).
+
+        ``on_forward`` sees each forward pass's pairs, real tokens and padded tokens.
+        """
         return score_pairs(
             self.backend,
             pairs,
             max_tokens=self.batch_tokens,
             max_size=batch_size or self.settings.max_batch_size,
             progress=progress,
+            on_forward=on_forward,
         )
 
     def compute_score(

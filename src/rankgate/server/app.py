@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -89,7 +90,7 @@ class ServerState:
         self.reranker = reranker
         self.model_name = s.served_model_name or reranker.info().model
         self.batcher = Batcher(
-            reranker.score_encoded,
+            functools.partial(reranker.score_encoded, on_forward=self.metrics.observe_forward),
             max_batch_tokens=s.max_batch_tokens or 4 * reranker.batch_tokens,
             max_queue_tokens=s.max_queue_tokens,
             wait_s=s.batch_wait_ms / 1000,

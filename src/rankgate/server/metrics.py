@@ -52,6 +52,17 @@ class ServerMetrics:
         self.batch_seconds = Histogram(
             "rankgate_batch_seconds", "Seconds per model step.", buckets=_SECONDS, registry=r
         )
+        self.forward_pairs = Histogram(
+            "rankgate_forward_pairs", "Pairs per forward pass.", buckets=_PAIRS, registry=r
+        )
+        self.forward_real_tokens = Counter(
+            "rankgate_forward_real_tokens", "Real tokens computed by forward passes.", registry=r
+        )
+        self.forward_padded_tokens = Counter(
+            "rankgate_forward_padded_tokens",
+            "Tokens computed by forward passes, padding included (real / padded = efficiency).",
+            registry=r,
+        )
         self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", registry=r)
         self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", registry=r)
         self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
@@ -65,6 +76,11 @@ class ServerMetrics:
         self.batch_pairs.observe(pairs)
         self.batch_requests.observe(requests)
         self.batch_seconds.observe(seconds)
+
+    def observe_forward(self, pairs: int, real_tokens: int, padded_tokens: int) -> None:
+        self.forward_pairs.observe(pairs)
+        self.forward_real_tokens.inc(real_tokens)
+        self.forward_padded_tokens.inc(padded_tokens)
 
     def observe_request(self, timings: Timings) -> None:
         """Record a successful scoring request."""
