@@ -37,7 +37,7 @@ openapi: setup ## Regenerate docs/openapi.json from the server
 	$(BIN)/python -m rankgate.server.openapi > docs/openapi.json
 
 .PHONY: system
-system: ## Install Debian's chromium + chromedriver (browser tests) if missing
+system: ## Install Debian packages the tests need (chromium, chromedriver, iproute2, CJK fonts)
 	bash scripts/setup-system.sh
 
 .PHONY: test

@@ -127,3 +127,14 @@ def test_read_documents_formats() -> None:
     assert read_documents(StringIO("a\n\nb\n"), "auto") == ["a", "b"]
     assert read_documents(StringIO('{"text": "a", "k": 1}\n'), "auto") == [{"text": "a", "k": 1}]
     assert read_documents(StringIO('{"text": "a"}\n'), "lines") == ['{"text": "a"}']
+
+
+@pytest.mark.parametrize("command", ["rerank", "info", "download", "serve"])
+def test_every_option_is_an_env_var(command: str) -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    cmd = group.commands[command]  # type: ignore[attr-defined]
+    for param in cmd.params:
+        if param.param_type_name == "option" and param.name != "help":
+            assert param.envvar and str(param.envvar).startswith("RANKGATE_"), param.name

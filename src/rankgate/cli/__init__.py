@@ -12,6 +12,7 @@ from rankgate.cli.demo_commands import demo_app, health
 from rankgate.cli.export import export
 from rankgate.cli.funnel_commands import eval_command, index, search, templates
 from rankgate.cli.model_commands import download, info
+from rankgate.cli.ray_commands import score_batch
 from rankgate.cli.rerank import rerank
 from rankgate.cli.serve import serve
 
@@ -53,6 +54,7 @@ app.command(epilog=EXIT_HELP)(index)
 app.command(epilog=EXIT_HELP)(search)
 app.command(epilog=EXIT_HELP)(templates)
 app.command("eval", epilog=EXIT_HELP)(eval_command)
+app.command("score-batch", epilog=EXIT_HELP)(score_batch)
 app.add_typer(demo_app, name="demo")
 app.command(epilog=EXIT_HELP)(health)
 

@@ -16,7 +16,9 @@ from rankgate.types import DEFAULT_MODEL
 
 
 def info(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON instead of a table.")
+    ] = False,
     model: common.Model = None,
     backend: common.Backend = None,
     onnx_file: common.OnnxFile = None,
@@ -59,9 +61,14 @@ def info(
 
 def download(
     model: Annotated[str, typer.Argument(help="Hub id to fetch.")] = DEFAULT_MODEL,
-    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
+    revision: Annotated[
+        str | None, typer.Option(envvar="RANKGATE_REVISION", help="Branch, tag or commit.")
+    ] = None,
     onnx: Annotated[
-        bool, typer.Option("--onnx", help="Fetch ONNX files instead of safetensors.")
+        bool,
+        typer.Option(
+            "--onnx", envvar="RANKGATE_DOWNLOAD_ONNX", help="Fetch ONNX files, not safetensors."
+        ),
     ] = False,
     cache_dir: common.CacheDir = None,
 ) -> None:

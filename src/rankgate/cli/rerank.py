@@ -85,7 +85,10 @@ def _json_line(rank: int, r: RerankResult) -> str:
 
 def rerank(
     query: Annotated[
-        str, typer.Option("--query", "-q", help="The question to rank documents for.")
+        str,
+        typer.Option(
+            "--query", "-q", envvar="RANKGATE_QUERY", help="The question to rank documents for."
+        ),
     ],
     file: Annotated[
         Path | None,
@@ -97,23 +100,37 @@ def rerank(
     ] = None,
     top_n: Annotated[
         int | None,
-        typer.Option("--top-n", "-n", help="Show the best N. Default: all.", show_default=False),
+        typer.Option(
+            "--top-n",
+            "-n",
+            envvar="RANKGATE_TOP_N",
+            help="Show the best N. Default: all.",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="JSON Lines out instead of a table.")
+        bool,
+        typer.Option("--json", envvar="RANKGATE_JSON", help="JSON Lines out instead of a table."),
     ] = False,
     raw_scores: Annotated[
-        bool, typer.Option("--raw-scores", help="Raw logits instead of 0-1 scores.")
+        bool,
+        typer.Option(
+            "--raw-scores", envvar="RANKGATE_RAW_SCORES", help="Raw logits instead of 0-1 scores."
+        ),
     ] = False,
     rank_field: Annotated[
         list[str] | None,
         typer.Option(
             "--rank-field",
-            help="For JSON documents: a field to score (repeat, in order). Default: text.",
+            envvar="RANKGATE_RANK_FIELDS",
+            help="For JSON documents: a field to score (repeat, in order; the variable takes "
+            "them space-separated). Default: text.",
             show_default=False,
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl or lines.")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", envvar="RANKGATE_FORMAT", help="auto, jsonl or lines.")
+    ] = "auto",
     model: common.Model = None,
     backend: common.Backend = None,
     onnx_file: common.OnnxFile = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rankgate.cli import common
+from rankgate.cli import ray_commands as rc
 from rankgate.config import build_settings
 
 _PANEL = "Server options"
@@ -139,6 +140,23 @@ def serve(
     threads: common.Threads = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            envvar="RANKGATE_RAY",
+            rich_help_panel="Ray options",
+            help="Serve on Ray Serve replicas (needs the ray extra); see docs/ray.md.",
+        ),
+    ] = False,
+    ray_address: rc.RayAddress = None,
+    replicas: rc.Replicas = None,
+    min_replicas: rc.MinReplicas = None,
+    max_replicas: rc.MaxReplicas = None,
+    max_ongoing_requests: rc.MaxOngoing = None,
+    max_queued_requests: rc.MaxQueued = None,
+    num_gpus_per_replica: rc.GpusPerReplica = None,
+    num_cpus_per_replica: rc.CpusPerReplica = None,
 ) -> None:
     """Serve reranking over HTTP: Cohere v1/v2, Jina, TEI and vLLM routes, /health, /metrics.
 
@@ -188,6 +206,21 @@ def serve(
             offline=offline,
             cache_dir=cache_dir,
         )
+        if ray:
+            common.quiet_libraries()
+            rc.serve_on_ray(
+                settings,
+                model_settings,
+                address=ray_address,
+                replicas=replicas,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                max_ongoing_requests=max_ongoing_requests,
+                max_queued_requests=max_queued_requests,
+                num_gpus_per_replica=num_gpus_per_replica,
+                num_cpus_per_replica=num_cpus_per_replica,
+            )
+            return
         common.quiet_libraries()
         logging.getLogger("rankgate").setLevel(settings.log_level.upper())
         # Load before listening, so a bad model fails here with its exit code, not in uvicorn.

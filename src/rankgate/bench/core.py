@@ -1,0 +1,292 @@
+"""The library benchmark: every peer on the same model, workload and threads, in one run.
+
+One query against N documents of about 280 tokens (``short``: about 60); per peer and N, one
+warm-up call then ``repeats`` timed calls, median reported. Model FLOP/s count real tokens only
+and are compared with a fp32 matmul peak measured in the same run. Random weights: speed only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from rankgate.bench.measure import Deviation, deviation, machine, matmul_peak, request_flops
+from rankgate.bench.measure import versions as package_versions
+from rankgate.bench.models import BuiltModel, default_model_dir, ensure_model, repo_root
+from rankgate.bench.peers import PEER_FUNCTIONS, PeerContext, PeerRun, PeerSkipped, Timing
+from rankgate.bench.workload import Workload, token_counter
+
+__all__ = ["DEFAULT_PEERS", "PEERS", "CoreOptions", "run_core"]
+
+PEERS = tuple(PEER_FUNCTIONS)
+DEFAULT_PEERS = PEERS
+REFERENCE = "rankgate"  # the exact fp32 path: the others' scores are compared with it
+FLAG, CROSS = "flag", "crossencoder"
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    """Options of :func:`run_core` (and ``rankgate bench``)."""
+
+    model_dir: Path | None = None
+    """Where the model is built or reused (None: :func:`.models.default_model_dir`)."""
+    tiny: bool = False
+    docs: tuple[int, ...] = (10, 50)
+    short: bool = False
+    repeats: int = 2
+    peers: tuple[str, ...] = DEFAULT_PEERS
+    threads: int = 2
+    flag_python: Path = field(default_factory=lambda: repo_root() / ".venv-flag/bin/python")
+    flag_script: Path = field(default_factory=lambda: repo_root() / "scripts/flag_reference.py")
+    peak_seconds: float = 2.0
+    out: Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.peers if p not in PEER_FUNCTIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}"
+            )
+        if not self.docs or min(self.docs) < 1 or self.repeats < 1 or self.threads < 1:
+            raise ValueError("docs, repeats and threads must be positive")
+
+
+def _quiet() -> None:
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with the report
+    for name in ("sentence_transformers", "rankgate", "onnxruntime", "optimum"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the library benchmark, print its tables, and return (and optionally save) the report.
+
+    Raises:
+        ValueError: bad options. MissingDependencyError: torch or transformers is missing.
+    """
+    import torch
+
+    console = console or Console(width=max(Console().width, 120))
+    started = time.perf_counter()
+    _quiet()
+    torch.set_num_threads(options.threads)
+    model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
+    count = token_counter(model.path)
+    target = 60 if options.short else 280
+    workload = Workload.build(tuple(options.docs), target, count)
+    host, vers, peak = machine(), package_versions(), matmul_peak(options.peak_seconds)
+    _print_header(console, model, host, vers, peak)
+
+    ctx = PeerContext(
+        model, workload, options.repeats, options.threads, options.flag_python, options.flag_script
+    )
+    runs: dict[str, PeerRun] = {}
+    skipped: dict[str, str] = {}
+    for name in options.peers:
+        try:
+            runs[name] = PEER_FUNCTIONS[name](ctx)
+        except PeerSkipped as exc:
+            skipped[name] = str(exc)
+        gc.collect()  # one 2.3 GB model in memory at a time
+    reference = runs.get(REFERENCE)
+    deviations = {
+        name: deviation(run.deviation_scores, reference.deviation_scores)
+        for name, run in runs.items()
+        if reference and reference.deviation_scores and run.deviation_scores and name != REFERENCE
+    }
+
+    label = f"~{target}-token documents"
+    report: dict[str, Any] = {
+        "machine": host,
+        "versions": vers,
+        "peak_gflops": peak,
+        "model_dir": str(model.path),
+        "tiny": options.tiny,
+        "query": workload.query,
+        "doc_tokens_target": target,
+        "repeats": options.repeats,
+        "threads": options.threads,
+        "skipped": skipped,
+        "notes": {name: run.note for name, run in runs.items() if run.note},
+        "deviation_pairs": len(workload.deviation_documents),
+        "deviation": {name: asdict(d) for name, d in deviations.items()},
+        "workloads": [],
+    }
+    for n in workload.sizes:
+        timings = [run.timings[n] for run in runs.values() if n in run.timings]
+        if not timings:
+            continue
+        doc_tokens = [count(d) for d in workload.docs(n)]
+        console.print()
+        console.print(_table(n, timings, model.config, peak, label, deviations))
+        console.print(_token_facts(timings, doc_tokens))
+        report["workloads"].append(_workload_record(timings, model.config, doc_tokens))
+    _print_footer(console, runs, skipped, deviations, options, report, started)
+    if options.out:
+        import json
+
+        options.out.write_text(json.dumps(report, indent=2))
+        console.print(f"wrote {options.out}")
+    return report
+
+
+def _print_header(
+    console: Console, model: BuiltModel, host: dict[str, Any], vers: dict[str, str], peak: float
+) -> None:
+    how = f"built in {model.build_seconds:.0f} s" if model.build_seconds is not None else "cached"
+    cfg = model.config
+    console.print(
+        f"[bold]machine[/]: {host['cpu']}; {host['cores']} cores ({host['usable_cores']} usable);"
+        f" torch threads {host['torch_threads']}; Python {host['python']}; load average "
+        f"{host['loadavg'][0]:.2f} at start\n"
+        "[bold]versions[/]: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + "\n"
+        f"[bold]fp32 peak[/] (torch.matmul 2048×2048, this run): {peak:.1f} GFLOP/s\n"
+        f"[bold]model[/]: {model.path} ({how}); XLM-R {cfg['num_hidden_layers']} layers, "
+        f"hidden {cfg['hidden_size']}, vocab {cfg['vocab_size']}; random weights",
+        highlight=False,
+    )
+
+
+def _ratio(a: Timing, b: Timing | None) -> str:
+    return f"{a.pairs_per_s / b.pairs_per_s:.2f}×" if b else "n/a"
+
+
+def model_gflops(t: Timing, config: dict[str, Any]) -> float:
+    """Useful model GFLOP/s: FLOPs of the real (unpadded) tokens over the median request time."""
+    return request_flops(t.lengths, config) / t.median_s / 1e9
+
+
+def _table(
+    n: int,
+    timings: list[Timing],
+    config: dict[str, Any],
+    peak: float,
+    label: str,
+    deviations: dict[str, Deviation],
+) -> Table:
+    by_name = {t.name: t for t in timings}
+    table = Table(title=f"1 query × {n} documents ({label})")
+    table.add_column("peer")
+    cols = ("max_len", "pairs/s", "s/req", "×flag", "×CE", "real/comp", "GFLOP/s", "%peak", "cpu")
+    for col in (*cols, "Δ/spread", "ρ"):
+        table.add_column(col, justify="right")
+    for t in timings:
+        gflops = model_gflops(t, config)
+        dev = deviations.get(t.name)
+        table.add_row(
+            t.name,
+            str(t.max_length),
+            f"{t.pairs_per_s:.2f}",
+            f"{t.median_s:.3f}",
+            _ratio(t, by_name.get(FLAG)),
+            _ratio(t, by_name.get(CROSS)),
+            f"{sum(t.lengths) / t.computed_tokens:.1%}",
+            f"{gflops:.1f}",
+            f"{gflops / peak:.1%}",
+            f"{t.cpu_share:.0%}",
+            "ref" if t.name == REFERENCE else (f"{dev.relative:.2%}" if dev else "n/a"),
+            "ref" if t.name == REFERENCE else (f"{dev.spearman:.4f}" if dev else "n/a"),
+        )
+    return table
+
+
+def _token_facts(timings: list[Timing], doc_tokens: list[int]) -> str:
+    lengths = timings[0].lengths
+    same = all(t.lengths == lengths for t in timings)
+    fits = all(max(t.lengths) <= t.max_length for t in timings)
+    return (
+        f"documents: mean {np.mean(doc_tokens):.1f} tokens (min {min(doc_tokens)}, max "
+        f"{max(doc_tokens)}); real tokens per pair (query + document + 4 special): mean "
+        f"{np.mean(lengths):.1f}, min {min(lengths)}, max {max(lengths)}"
+        + ("; identical for every peer" if same else "; [red]differs between peers[/]")
+        + (
+            f"; longest pair {max(lengths)} fits every peer's max_length: no truncation."
+            if fits
+            else "; [red]some peer truncates.[/]"
+        )
+    )
+
+
+def _workload_record(
+    timings: list[Timing], config: dict[str, Any], doc_tokens: list[int]
+) -> dict[str, Any]:
+    by_name = {t.name: t for t in timings}
+
+    def ratio(t: Timing, other: str) -> float | None:
+        o = by_name.get(other)
+        return t.pairs_per_s / o.pairs_per_s if o else None
+
+    return {
+        "docs": len(doc_tokens),
+        "mean_doc_tokens": float(np.mean(doc_tokens)),
+        "mean_pair_tokens": float(np.mean(timings[0].lengths)),
+        "results": [
+            {
+                **asdict(t),
+                "median_s": t.median_s,
+                "pairs_per_s": t.pairs_per_s,
+                "x_flag": ratio(t, FLAG),
+                "x_crossencoder": ratio(t, CROSS),
+                "real_share": sum(t.lengths) / t.computed_tokens,
+                "model_gflops": model_gflops(t, config),
+                "cpu_share": t.cpu_share,
+            }
+            for t in timings
+        ],
+    }
+
+
+def _print_footer(
+    console: Console,
+    runs: dict[str, PeerRun],
+    skipped: dict[str, str],
+    deviations: dict[str, Deviation],
+    options: CoreOptions,
+    report: dict[str, Any],
+    started: float,
+) -> None:
+    console.print("\n[bold]batching[/] (per call, as each peer does it):")
+    for name, run in runs.items():
+        first = next(iter(run.timings.values()))
+        console.print(f"  {name}: {first.batching}" + (f"; {run.note}" if run.note else ""))
+    for name, why in skipped.items():
+        console.print(f"[yellow]{name} skipped: {why}[/]")
+    if deviations:
+        pairs = report["deviation_pairs"]
+        console.print(
+            f"\n[bold]deviation[/] from rankgate fp32 on {pairs} fixed pairs (raw logits): "
+            + "; ".join(
+                f"{name}: max |Δ| {d.max_abs:.2e} = {d.relative:.2%} of the score spread, "
+                f"Spearman ρ {d.spearman:.4f}"
+                for name, d in deviations.items()
+            )
+        )
+    contended = [t for run in runs.values() for t in run.timings.values() if t.cpu_share < 0.9]
+    if contended:
+        console.print(
+            f"\n[yellow]warning: {len(contended)} row(s) got under 90% of their threads' CPU "
+            f"(load average now {os.getloadavg()[0]:.2f}): other processes competed for the "
+            "cores, so those timings understate the peer; rerun on a quiet machine.[/]"
+        )
+    elapsed = time.perf_counter() - started
+    report["runtime_s"] = elapsed
+    console.print(
+        f"\nruntime {elapsed:.0f} s. pairs/s = documents / median s per request (s/req; 1 "
+        f"warm-up, {options.repeats} timed); ×flag, ×CE = pairs/s ratios; real/comp = real "
+        "tokens / tokens computed incl. padding; GFLOP/s counts real tokens only "
+        "(2·P + 4·L·s·H per token), so padding and repeated work lower it; %peak = of the fp32 "
+        "matmul peak above (int8 may exceed it); cpu = process CPU time / (wall × threads), "
+        "below ~95% means other load; Δ/spread, ρ = deviation from rankgate fp32 (above)."
+    )

@@ -1,0 +1,245 @@
+"""The peers: each times its own whole-request call on the same model, workload and threads.
+
+- ``rankgate``: :class:`rankgate.Reranker` on torch (the exact fp32 path);
+- ``rankgate-onnx`` / ``rankgate-int8``: the same on onnxruntime, with the model exported by
+  :func:`rankgate.backends.onnx_export.export_onnx` (fp32, and int8 dynamically quantized);
+- ``crossencoder`` / ``crossencoder-onnx``: sentence-transformers ``CrossEncoder.rank``, on torch
+  and on its ONNX backend (which needs ``optimum-onnx``), the latter loading rankgate's fp32
+  export so that both ONNX peers run the very same graph;
+- ``flag``: FlagEmbedding ``FlagReranker.compute_score`` with its defaults, in its own
+  environment (transformers 4) through ``scripts/flag_reference.py --bench``.
+
+Each peer also scores the fixed deviation pair set (raw logits), compared with ``rankgate``'s.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankgate.bench.measure import cpu_share, fixed_batches, padded_tokens, timed
+from rankgate.bench.models import BuiltModel, ensure_onnx
+from rankgate.bench.workload import Workload
+
+__all__ = ["PEER_FUNCTIONS", "PeerContext", "PeerRun", "PeerSkipped", "Timing"]
+
+MAX_LENGTH = 1024  # rankgate's default and what CrossEncoder is given (if the model allows it)
+
+
+class PeerSkipped(Exception):
+    """A peer cannot run here (a missing environment or package); the message says why."""
+
+
+@dataclass(frozen=True)
+class PeerContext:
+    """What every peer gets: the same model, workload, repeats and threads."""
+
+    model: BuiltModel
+    workload: Workload
+    repeats: int
+    threads: int
+    flag_python: Path
+    flag_script: Path
+
+    @property
+    def max_length(self) -> int:
+        """1024, or the model's usable positions if fewer (XLM-R reserves two)."""
+        return min(MAX_LENGTH, int(self.model.config["max_position_embeddings"]) - 2)
+
+
+@dataclass
+class Timing:
+    """One peer on one request size: timed runs and the tokens it really computed."""
+
+    name: str
+    seconds: list[float]
+    cpu_seconds: list[float]
+    pairs: int
+    lengths: list[int]
+    """Real tokens of each pair, as the peer built it."""
+    computed_tokens: int
+    """Tokens computed including padding (and repeated work), replaying the peer's batching."""
+    max_length: int
+    batching: str
+    threads: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.seconds))
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.pairs / self.median_s
+
+    @property
+    def cpu_share(self) -> float:
+        return cpu_share(self.seconds, self.cpu_seconds, self.threads)
+
+
+@dataclass
+class PeerRun:
+    """A peer's timings by request size, and its raw scores on the deviation set (if any)."""
+
+    timings: dict[int, Timing]
+    deviation_scores: list[float] | None
+    note: str = ""
+
+
+def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
+    from rankgate import Reranker
+    from rankgate.engine.batching import plan_batches
+
+    note = ""
+    if onnx_file is None:
+        rr = Reranker(
+            str(ctx.model.path), device="cpu", max_length=ctx.max_length, threads=ctx.threads
+        )
+    else:
+        out, took = ensure_onnx(ctx.model.path, int8=onnx_file != "model.onnx")
+        note = f"ONNX export {out} ({'cached' if took is None else f'exported in {took:.0f} s'})"
+        rr = Reranker(
+            str(out),
+            backend="onnx",
+            onnx_file=onnx_file,
+            device="cpu",
+            max_length=ctx.max_length,
+            threads=ctx.threads,
+        )
+    size = rr.settings.max_batch_size
+    wl = ctx.workload
+    timings = {}
+    for n in wl.sizes:
+        docs = wl.docs(n)
+        lengths = [len(pair) for pair in rr.prepare(wl.query, docs).pairs]
+        batches = plan_batches(lengths, rr.batch_tokens, size)
+        seconds, cpu = timed(functools.partial(rr.rerank, wl.query, docs), ctx.repeats)
+        timings[n] = Timing(
+            name,
+            seconds,
+            cpu,
+            n,
+            lengths,
+            padded_tokens(lengths, batches),
+            rr.max_length,
+            f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted ({rr.backend.name}, "
+            f"{rr.backend.dtype})",
+            ctx.threads,
+            {"batches": [len(b) for b in batches]},
+        )
+    pairs = [(wl.query, d) for d in wl.deviation_documents]
+    return PeerRun(timings, rr.compute_score(pairs), note)
+
+
+def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
+    """sentence-transformers sorts pairs by character count (longest first), cuts batches of
+    ``batch_size`` and pads each to its longest pair, which the padded-token count replays."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    note, path, kwargs = "", ctx.model.path, {}
+    if onnx:
+        try:
+            import optimum.onnxruntime  # noqa: F401
+        except ImportError:
+            raise PeerSkipped(
+                "sentence-transformers' ONNX backend needs optimum-onnx, whose releases pin "
+                "transformers<4.58 (this environment has transformers 5)"
+            ) from None
+        path, took = ensure_onnx(ctx.model.path, int8=False)
+        note = f"ONNX export {path} ({'cached' if took is None else f'exported in {took:.0f} s'})"
+        kwargs = {"backend": "onnx", "model_kwargs": {"file_name": "model.onnx"}}
+    ce = CrossEncoder(str(path), device="cpu", max_length=ctx.max_length, **kwargs)
+    default = inspect.signature(ce.rank).parameters["batch_size"].default
+    size = default if isinstance(default, int) else 32
+    wl = ctx.workload
+    timings = {}
+    for n in wl.sizes:
+        docs = wl.docs(n)
+        enc = ce.tokenizer(
+            [wl.query] * n, docs, truncation="longest_first", max_length=ctx.max_length
+        )
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        order = np.argsort([-(len(wl.query) + len(d)) for d in docs], kind="stable")
+        seconds, cpu = timed(functools.partial(ce.rank, wl.query, docs), ctx.repeats)
+        timings[n] = Timing(
+            name,
+            seconds,
+            cpu,
+            n,
+            lengths,
+            padded_tokens(lengths, fixed_batches(order, size)),
+            ctx.max_length,
+            f"{size} pairs, sorted by characters",
+            ctx.threads,
+        )
+    pairs = [(wl.query, d) for d in wl.deviation_documents]
+    raw = ce.predict(pairs, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+    return PeerRun(timings, [float(s) for s in np.asarray(raw).reshape(-1)], note)
+
+
+def _flag(ctx: PeerContext) -> PeerRun:
+    """FlagEmbedding sorts pairs by token count, pads batches of ``batch_size`` to their longest,
+    and first runs the first batch once more as an out-of-memory probe whose result it discards;
+    that probe is real work in every call, so it counts as computed tokens. One process per size
+    (loading is not timed)."""
+    if not ctx.flag_python.exists():
+        raise PeerSkipped(f"no {ctx.flag_python} (build it with scripts/setup-flag-env.sh)")
+    if not ctx.flag_script.is_file():
+        raise PeerSkipped(f"no {ctx.flag_script} (run from the rankgate repository)")
+    wl = ctx.workload
+    timings, facts = {}, {}
+    for n in wl.sizes:
+        request = {
+            "model": str(ctx.model.path),
+            "pairs": [[wl.query, d] for d in wl.docs(n)],
+            "repeats": ctx.repeats,
+            "threads": ctx.threads,
+        }
+        proc = subprocess.run(
+            [str(ctx.flag_python), str(ctx.flag_script), "--bench"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise PeerSkipped(f"flag_reference.py failed: {proc.stderr.strip()[-600:]}")
+        reply = json.loads(proc.stdout)
+        lengths, size = reply["lengths"], reply["batch_size"]
+        batches = fixed_batches(np.argsort([-s for s in lengths], kind="stable"), size)
+        facts = {k: reply[k] for k in ("threads", "attn_implementation", "versions")}
+        timings[n] = Timing(
+            "flag",
+            reply["seconds"],
+            reply["cpu_seconds"],
+            n,
+            lengths,
+            padded_tokens(lengths, batches) + padded_tokens(lengths, batches[:1]),
+            reply["max_length"],
+            f"{size} pairs, sorted by tokens, + 1st batch again (OOM probe)",
+            reply["threads"],
+            facts,
+        )
+    versions = ", ".join(f"{k} {v}" for k, v in facts.get("versions", {}).items())
+    note = f"reference env: {versions}; attention {facts.get('attn_implementation')}"
+    return PeerRun(timings, None, note)
+
+
+PEER_FUNCTIONS: dict[str, Callable[[PeerContext], PeerRun]] = {
+    "rankgate": lambda ctx: _rankgate(ctx, "rankgate", None),
+    "rankgate-onnx": lambda ctx: _rankgate(ctx, "rankgate-onnx", "model.onnx"),
+    "rankgate-int8": lambda ctx: _rankgate(ctx, "rankgate-int8", "model_int8.onnx"),
+    "crossencoder": lambda ctx: _cross_encoder(ctx, "crossencoder", onnx=False),
+    "crossencoder-onnx": lambda ctx: _cross_encoder(ctx, "crossencoder-onnx", onnx=True),
+    "flag": _flag,
+}
+"""Every peer by name, in the order they run and are listed."""

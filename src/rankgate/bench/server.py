@@ -1,0 +1,349 @@
+"""The server benchmark: ``rankgate serve`` against infinity-emb, same model, same load.
+
+Each server runs as a subprocess on 127.0.0.1 (one at a time, so they never share the cores),
+serving the same local model directory offline with the same CPU threads. The load generator
+(:mod:`rankgate.bench.load`) drives each at 1, 8 and 32 concurrent clients; every request is
+``POST /rerank`` with ``{"query", "documents"}`` (1 query × N documents), a body both servers
+speak. The library's own pairs/s on the same requests is measured first, in this process, for
+the "server keeps ≥ 90% of the library" ratio.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from rankgate.bench.load import LoadResult, run_load
+from rankgate.bench.measure import machine, timed
+from rankgate.bench.measure import versions as package_versions
+from rankgate.bench.models import default_model_dir, ensure_model, repo_root
+from rankgate.bench.workload import QUERY, make_documents, token_counter
+
+__all__ = ["SERVERS", "ServerOptions", "run_server_bench"]
+
+SERVERS = ("rankgate", "infinity")
+POOL_DOCS = 64
+"""Distinct documents the requests rotate through (so no cache could answer a repeat)."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Options of :func:`run_server_bench` (and ``rankgate bench-server``)."""
+
+    model_dir: Path | None = None
+    tiny: bool = False
+    docs: int = 8
+    """Documents per request."""
+    short: bool = False
+    clients: tuple[int, ...] = (1, 8, 32)
+    duration_s: float = 60.0
+    """Seconds of load per concurrency level (requests in flight then are still waited for)."""
+    max_requests: int | None = None
+    """Most requests per level (None: only the duration bounds it)."""
+    threads: int = 2
+    servers: tuple[str, ...] = SERVERS
+    infinity_bin: Path = field(
+        default_factory=lambda: repo_root() / ".venv-infinity/bin/infinity_emb"
+    )
+    library_repeats: int = 3
+    startup_timeout_s: float = 600.0
+    request_timeout_s: float = 600.0
+    out: Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.servers if s not in SERVERS]
+        if unknown:
+            raise ValueError(
+                f"unknown server(s) {', '.join(unknown)}; choose from rankgate, infinity"
+            )
+        if self.docs < 1 or not self.clients or min(self.clients) < 1 or self.duration_s <= 0:
+            raise ValueError("docs, clients and duration must be positive")
+
+
+@dataclass
+class ServerRun:
+    """One server's results by concurrency, or why it did not run."""
+
+    name: str
+    levels: dict[int, LoadResult] = field(default_factory=dict)
+    startup_s: float | None = None
+    skipped: str | None = None
+    command: list[str] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _command(name: str, model_dir: Path, port: int, options: ServerOptions) -> list[str]:
+    if name == "rankgate":
+        return [
+            sys.executable, "-m", "rankgate", "serve",
+            "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+            "--device", "cpu", "--threads", str(options.threads), "--offline",
+            "--log-level", "warning", "--request-timeout-s", str(options.request_timeout_s),
+        ]  # fmt: skip
+    # infinity's defaults, on CPU with its torch engine; the disk cache is off (its default)
+    # and stays off, since repeated requests must not be answered from a cache.
+    return [
+        str(options.infinity_bin), "v2",
+        "--model-id", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+        "--device", "cpu", "--engine", "torch", "--no-vector-disk-cache", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+@contextmanager
+def _running(command: list[str], threads: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` (output to ``log``) and stop it, by its own pid, when done."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": str(threads),  # infinity's torch takes its thread count from here
+        "DO_NOT_TRACK": "1",
+        "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log: Path) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the server exited with code {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5, trust_env=False).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
+
+
+def _library_pairs_per_s(
+    model_dir: Path, bodies: list[dict[str, Any]], options: ServerOptions
+) -> float:
+    """rankgate's library on the same requests: pairs / median seconds per request."""
+    from rankgate import Reranker
+
+    rr = Reranker(str(model_dir), device="cpu", threads=options.threads)
+    calls = iter(bodies * (options.library_repeats + 1))
+
+    def call() -> None:
+        body = next(calls)
+        rr.rerank(body["query"], body["documents"])
+
+    seconds, _ = timed(call, options.library_repeats)
+    return options.docs / float(np.median(seconds))
+
+
+def run_server_bench(options: ServerOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the library baseline, then each server under each load level; print and return it.
+
+    Raises:
+        ValueError: bad options.
+    """
+    import torch
+
+    console = console or Console(width=max(Console().width, 120))
+    started = time.perf_counter()
+    torch.set_num_threads(options.threads)
+    model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
+    target = 60 if options.short else 280
+    pool = make_documents(POOL_DOCS, target, token_counter(model.path))
+    k = options.docs
+    bodies = [
+        {"query": QUERY, "documents": [pool[(i * k + j) % POOL_DOCS] for j in range(k)]}
+        for i in range(POOL_DOCS)
+    ]
+    host = machine()
+    console.print(
+        f"[bold]machine[/]: {host['cpu']}; {host['usable_cores']} usable cores; threads "
+        f"{options.threads} per server; load average {host['loadavg'][0]:.2f}\n"
+        f"[bold]model[/]: {model.path}; [bold]requests[/]: 1 query × {k} documents of "
+        f"~{target} tokens; {options.duration_s:.0f} s per level (then in-flight requests "
+        "finish)",
+        highlight=False,
+    )
+    library = _library_pairs_per_s(model.path, bodies, options)
+    gc.collect()  # the library's copy of the model goes before a server loads its own
+    console.print(
+        f"[bold]library[/] (rankgate Reranker.rerank, same requests): {library:.2f} pairs/s"
+    )
+
+    runs = []
+    for name in options.servers:
+        run = ServerRun(name)
+        runs.append(run)
+        if name == "infinity" and not options.infinity_bin.exists():
+            run.skipped = f"no {options.infinity_bin} (build it with scripts/setup-infinity-env.sh)"
+            console.print(f"[yellow]infinity skipped: {run.skipped}[/]")
+            continue
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        run.command = _command(name, model.path, port, options)
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / f"{name}.log"
+            with _running(run.command, options.threads, log) as proc:
+                try:
+                    run.startup_s = _wait_ready(proc, url, options.startup_timeout_s, log)
+                except RuntimeError as exc:
+                    run.skipped = f"did not start: {exc}"
+                    console.print(f"[red]{name} {run.skipped}[/]")
+                    continue
+                _drive(run, f"{url}/rerank", bodies, options, console)
+    report = {
+        "machine": host,
+        "versions": package_versions(("rankgate", "torch", "transformers", "httpx")),
+        "model_dir": str(model.path),
+        "docs_per_request": k,
+        "doc_tokens_target": target,
+        "duration_s": options.duration_s,
+        "threads": options.threads,
+        "library_pairs_per_s": library,
+        "servers": {
+            r.name: {
+                "command": r.command,
+                "startup_s": r.startup_s,
+                "skipped": r.skipped,
+                "levels": [lv.summary() for lv in r.levels.values()],
+            }
+            for r in runs
+        },
+    }
+    console.print()
+    console.print(_table(runs, library))
+    _print_summary(console, runs, library, options)
+    report["runtime_s"] = time.perf_counter() - started
+    if options.out:
+        import json
+
+        options.out.write_text(json.dumps(report, indent=2))
+        console.print(f"wrote {options.out}")
+    return report
+
+
+def _drive(
+    run: ServerRun,
+    url: str,
+    bodies: list[dict[str, Any]],
+    options: ServerOptions,
+    console: Console,
+) -> None:
+    """Warm the server up (untimed), then run every concurrency level against it."""
+
+    def body(i: int) -> dict[str, Any]:
+        return bodies[i % len(bodies)]
+
+    levels = [(1, 2), *((c, options.max_requests) for c in options.clients)]
+    for step, (clients, limit) in enumerate(levels):
+        result = run_load(
+            url,
+            body,
+            clients=clients,
+            pairs_per_request=options.docs,
+            duration_s=options.duration_s,
+            max_requests=limit,
+            timeout_s=options.request_timeout_s,
+        )
+        if step == 0:
+            continue  # the warm-up: 2 requests, not reported
+        run.levels[clients] = result
+        console.print(
+            f"  {run.name} × {clients} clients: {result.requests} requests "
+            f"({result.errors} errors) in {result.elapsed_s:.1f} s",
+            highlight=False,
+        )
+
+
+def _table(runs: list[ServerRun], library: float) -> Table:
+    by_name = {r.name: r for r in runs}
+    infinity = by_name.get("infinity")
+    table = Table(title="HTTP load: POST /rerank, 1 query × N documents per request")
+    table.add_column("server")
+    for col in ("clients", "requests", "errors", "req/s", "pairs/s", "p50 s", "p99 s"):
+        table.add_column(col, justify="right")
+    table.add_column("×infinity req/s", justify="right")
+    table.add_column("% of library", justify="right")
+    for run in runs:
+        for clients, lv in run.levels.items():
+            other = infinity.levels.get(clients) if infinity else None
+            vs = (
+                lv.requests_per_s / other.requests_per_s if other and other.requests_per_s else None
+            )
+            table.add_row(
+                run.name,
+                str(clients),
+                str(lv.requests),
+                str(lv.errors),
+                f"{lv.requests_per_s:.3f}",
+                f"{lv.pairs_per_s:.2f}",
+                f"{lv.percentile_s(50):.3f}",
+                f"{lv.percentile_s(99):.3f}",
+                f"{vs:.2f}×" if vs is not None else "n/a",
+                f"{lv.pairs_per_s / library:.0%}",
+            )
+    return table
+
+
+def _print_summary(
+    console: Console, runs: list[ServerRun], library: float, options: ServerOptions
+) -> None:
+    by_name = {r.name: r for r in runs}
+    rg, inf = by_name.get("rankgate"), by_name.get("infinity")
+    level = 8 if 8 in options.clients else max(options.clients)
+    ours = rg.levels.get(level) if rg else None
+    theirs = inf.levels.get(level) if inf else None
+    if ours:
+        console.print(
+            f"\nat {level} clients: rankgate serves {ours.pairs_per_s / library:.0%} of the "
+            f"library's pairs/s ({ours.pairs_per_s:.2f} of {library:.2f})",
+            highlight=False,
+        )
+    if ours and theirs and theirs.requests_per_s:
+        console.print(
+            f"at {level} clients: rankgate {ours.requests_per_s / theirs.requests_per_s:.2f}× "
+            f"infinity's requests/s; p99 {ours.percentile_s(99):.3f} s vs "
+            f"{theirs.percentile_s(99):.3f} s",
+            highlight=False,
+        )
+    for run in runs:
+        if run.startup_s is not None:
+            console.print(f"{run.name}: ready in {run.startup_s:.0f} s; {' '.join(run.command)}")
+    console.print(
+        "req/s and pairs/s = answered requests (pairs) / time from the first request to the "
+        "last answer; p50/p99 = latency percentiles of answered requests (with few requests "
+        "p99 is close to the slowest one); % of library = server pairs/s over the library's "
+        "pairs/s on the same requests in this process; random weights: speed only.",
+        highlight=False,
+    )

@@ -1,0 +1,102 @@
+"""Deterministic workloads: one query and documents of a chosen token length.
+
+Documents are built from :data:`rankgate.testing.SAMPLE_TEXT` (multilingual prose), each cut to
+its own token count drawn within ±15% of the target under the model's own tokenizer, so that
+batches see realistic, uneven lengths, and every run of the benchmark sees the same texts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEVIATION_DOCS", "QUERY", "Workload", "make_documents", "token_counter"]
+
+QUERY = "How do I reset the admin password of the router?"  # 23 tokens with the model's tokenizer
+DEVIATION_DOCS = 24
+"""Documents in the fixed pair set on which score deviation and rank correlation are measured."""
+
+TokenCounter = Callable[[str], int]
+
+
+def token_counter(model_dir: Path) -> TokenCounter:
+    """Tokens of a text (no special tokens) under ``model_dir``'s ``tokenizer.json``."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
+
+
+def make_documents(
+    count: int,
+    target_tokens: int,
+    count_tokens: TokenCounter,
+    *,
+    spread: float = 0.15,
+    seed: int = 0,
+) -> list[str]:
+    """``count`` documents of about ``target_tokens`` tokens each, the same on every run.
+
+    Each document is a seeded shuffle of the sample sentences, repeated as needed and cut (at a
+    character, found by bisection) where ``count_tokens`` reaches its own goal, drawn uniformly
+    within ``target_tokens * (1 ± spread)``. Document ``i`` does not depend on ``count``, so a
+    smaller workload is a prefix of a larger one.
+
+    Example:
+        >>> docs = make_documents(2, 20, lambda t: len(t.split()))
+        >>> [17 <= len(d.split()) <= 23 for d in docs]
+        [True, True]
+    """
+    from rankgate.testing import SAMPLE_TEXT
+
+    sentences = SAMPLE_TEXT[:-1]  # the last sample is punctuation and digits, not prose
+    docs = []
+    for i in range(count):
+        rng = random.Random(seed * 1_000_003 + i)
+        goal = round(target_tokens * rng.uniform(1 - spread, 1 + spread))
+        text = ""
+        while count_tokens(text) < goal:
+            order = list(sentences)
+            rng.shuffle(order)
+            text = " ".join([text, *order]).strip()
+        lo, hi = 1, len(text)
+        while lo < hi:  # the shortest prefix that reaches the goal
+            mid = (lo + hi) // 2
+            if count_tokens(text[:mid]) >= goal:
+                hi = mid
+            else:
+                lo = mid + 1
+        docs.append(text[:lo])
+    return docs
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests of 1 query × ``n`` documents for each ``n`` in ``sizes``, and the fixed pairs."""
+
+    query: str
+    sizes: tuple[int, ...]
+    documents: tuple[str, ...]
+    """The largest request's documents; request ``n`` takes the first ``n``."""
+    deviation_documents: tuple[str, ...]
+    target_tokens: int
+
+    @classmethod
+    def build(
+        cls, sizes: tuple[int, ...], target_tokens: int, count_tokens: TokenCounter
+    ) -> Workload:
+        """Documents for every size, and :data:`DEVIATION_DOCS` for the deviation set."""
+        docs = make_documents(max(*sizes, DEVIATION_DOCS), target_tokens, count_tokens)
+        return cls(
+            QUERY,
+            tuple(sorted(set(sizes))),
+            tuple(docs[: max(sizes)]),
+            tuple(docs[:DEVIATION_DOCS]),
+            target_tokens,
+        )
+
+    def docs(self, n: int) -> list[str]:
+        """The documents of the ``n``-document request."""
+        return list(self.documents[:n])

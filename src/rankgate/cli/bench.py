@@ -1,0 +1,154 @@
+"""``rankgate bench`` and ``rankgate bench-server``: speed against the peers, in one run.
+
+The logic lives in :mod:`rankgate.bench`; these commands only parse options. Every option is also
+a ``RANKGATE_BENCH_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rankgate.bench.core import PEERS, CoreOptions, run_core
+from rankgate.bench.models import repo_root
+from rankgate.bench.server import SERVERS, ServerOptions, run_server_bench
+from rankgate.cli import common
+
+__all__ = ["bench", "bench_server"]
+
+
+def _opt(env: str, help: str, *names: str, min: float | None = None) -> typer.models.OptionInfo:
+    return typer.Option(*names, envvar=f"RANKGATE_BENCH_{env}", help=help, min=min)
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be comma-separated integers, not {text!r}") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"{what} must be positive integers")
+    return values
+
+
+def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise typer.BadParameter(f"{what}: choose from {', '.join(known)}; got {text!r}")
+    return names
+
+
+ModelDir = Annotated[
+    Path | None,
+    _opt(
+        "MODEL_DIR",
+        "Where the random model is built or reused. Default: benchmarks/.models/bge-m3-arch "
+        "(tiny-xlmr with --tiny) in the rankgate repo, else ~/.cache/rankgate/bench/.",
+    ),
+]
+Tiny = Annotated[
+    bool, _opt("TINY", "A 2-layer model instead of bge-reranker-v2-m3's architecture (smoke run).")
+]
+Short = Annotated[bool, _opt("SHORT", "~60-token documents instead of ~280.")]
+Threads = Annotated[int, _opt("THREADS", "CPU threads for every peer (and server).", min=1)]
+Out = Annotated[Path | None, _opt("OUT", "Also write the results as JSON here.")]
+
+
+def bench(
+    docs: Annotated[str, _opt("DOCS", "Documents per request, comma-separated.")] = "10,50",
+    repeats: Annotated[
+        int, _opt("REPEATS", "Timed calls per peer and size (after 1 warm-up).", min=1)
+    ] = 2,
+    peers: Annotated[str, _opt("PEERS", f"Comma-separated, from {','.join(PEERS)}.")] = ",".join(
+        PEERS
+    ),
+    model_dir: ModelDir = None,
+    tiny: Tiny = False,
+    short: Short = False,
+    threads: Threads = 2,
+    flag_python: Annotated[
+        Path | None,
+        _opt(
+            "FLAG_PYTHON",
+            "Python of FlagEmbedding's environment (scripts/setup-flag-env.sh). "
+            "Default: the repo's .venv-flag.",
+        ),
+    ] = None,
+    out: Out = None,
+) -> None:
+    """Benchmark rankgate (torch, ONNX, int8) against sentence-transformers CrossEncoder (torch,
+    ONNX) and FlagEmbedding FlagReranker on the same local random model: pairs/s, seconds per
+    request, ratios, model GFLOP/s against a matmul peak, and int8's score deviation.
+
+    Example: rankgate bench --tiny --peers rankgate,crossencoder --repeats 1
+    """
+    common.quiet_libraries()
+    with common.exits_on_error():
+        options = CoreOptions(
+            model_dir=model_dir,
+            tiny=tiny,
+            docs=_ints(docs, "--docs"),
+            short=short,
+            repeats=repeats,
+            peers=_names(peers, PEERS, "--peers"),
+            threads=threads,
+            flag_python=flag_python or repo_root() / ".venv-flag/bin/python",
+            out=out,
+        )
+        run_core(options)
+
+
+def bench_server(
+    docs: Annotated[int, _opt("SERVER_DOCS", "Documents per request.", min=1)] = 8,
+    clients: Annotated[
+        str, _opt("CLIENTS", "Concurrent clients per level, comma-separated.")
+    ] = "1,8,32",
+    duration: Annotated[
+        float,
+        _opt("DURATION_S", "Seconds of load per level; in-flight requests then finish.", min=0.1),
+    ] = 60.0,
+    max_requests: Annotated[
+        int | None, _opt("MAX_REQUESTS", "Most requests per level. Default: no limit.", min=1)
+    ] = None,
+    servers: Annotated[
+        str, _opt("SERVERS", f"Comma-separated, from {','.join(SERVERS)}.")
+    ] = ",".join(SERVERS),
+    infinity_bin: Annotated[
+        Path | None,
+        _opt(
+            "INFINITY_BIN",
+            "infinity_emb of scripts/setup-infinity-env.sh's environment. "
+            "Default: the repo's .venv-infinity.",
+        ),
+    ] = None,
+    model_dir: ModelDir = None,
+    tiny: Tiny = False,
+    short: Short = False,
+    threads: Threads = 2,
+    out: Out = None,
+) -> None:
+    """Load-test `rankgate serve` against infinity-emb on the same local model, one server at a
+    time on 127.0.0.1: requests/s, pairs/s, p50 and p99 latency per concurrency level, and the
+    server's pairs/s against the library's on the same requests.
+
+    Example: rankgate bench-server --tiny --duration 5
+    """
+    common.quiet_libraries()
+    with common.exits_on_error():
+        options = ServerOptions(
+            model_dir=model_dir,
+            tiny=tiny,
+            docs=docs,
+            short=short,
+            clients=_ints(clients, "--clients"),
+            duration_s=duration,
+            max_requests=max_requests,
+            threads=threads,
+            servers=_names(servers, SERVERS, "--servers"),
+            infinity_bin=infinity_bin or repo_root() / ".venv-infinity/bin/infinity_emb",
+            out=out,
+        )
+        run_server_bench(options)
