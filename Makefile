@@ -58,6 +58,14 @@ run: setup ## Set up, then serve the model on HOST:PORT (MODEL=hub id or local d
 demo: setup ## Rerank examples/router.jsonl on the command line (MODEL=...)
 	$(BIN)/rankgate rerank --model '$(MODEL)' -q "how do I reset the admin password of a Huawei router" examples/router.jsonl
 
+.PHONY: infinity-env
+infinity-env: ## Build .venv-infinity: infinity-emb, the peer server of make bench-server
+	bash scripts/setup-infinity-env.sh
+
 .PHONY: bench
-bench: setup flag-env ## Benchmark rankgate against FlagReranker and CrossEncoder
+bench: setup flag-env ## Library benchmark: rankgate (torch/ONNX/int8) vs FlagReranker vs CrossEncoder
 	$(BIN)/python benchmarks/bench_core.py
+
+.PHONY: bench-server
+bench-server: setup infinity-env ## HTTP load benchmark: rankgate serve vs infinity-emb
+	$(BIN)/python benchmarks/bench_server.py

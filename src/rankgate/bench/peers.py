@@ -48,6 +48,8 @@ class PeerContext:
     threads: int
     flag_python: Path
     flag_script: Path
+    st_onnx_python: Path
+    """A Python whose sentence-transformers can load ONNX (optimum-onnx), if this one cannot."""
 
     @property
     def max_length(self) -> int:
@@ -147,15 +149,19 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
 
     note, path, kwargs = "", ctx.model.path, {}
     if onnx:
-        try:
-            import optimum.onnxruntime  # noqa: F401
-        except ImportError:
+        elsewhere = not _imports("optimum.onnxruntime")
+        if elsewhere and not _worker_works(ctx.st_onnx_python):
             raise PeerSkipped(
                 "sentence-transformers' ONNX backend needs optimum-onnx, whose releases pin "
-                "transformers<4.58 (this environment has transformers 5)"
-            ) from None
+                f"transformers<4.58; neither this environment nor {ctx.st_onnx_python} has it "
+                "(pip install 'optimum-onnx[onnxruntime]' into .venv-flag)"
+            )
         path, took = ensure_onnx(ctx.model.path, int8=False)
         note = f"ONNX export {path} ({'cached' if took is None else f'exported in {took:.0f} s'})"
+        if elsewhere:
+            run = _cross_encoder_elsewhere(ctx, name, path)
+            run.note = f"{note}; {run.note}"
+            return run
         kwargs = {"backend": "onnx", "model_kwargs": {"file_name": "model.onnx"}}
     ce = CrossEncoder(str(path), device="cpu", max_length=ctx.max_length, **kwargs)
     default = inspect.signature(ce.rank).parameters["batch_size"].default
@@ -184,6 +190,70 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
     pairs = [(wl.query, d) for d in wl.deviation_documents]
     raw = ce.predict(pairs, activation_fn=torch.nn.Identity(), show_progress_bar=False)
     return PeerRun(timings, [float(s) for s in np.asarray(raw).reshape(-1)], note)
+
+
+def _imports(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+WORKER = Path(__file__).with_name("ce_worker.py")
+
+
+def _worker_works(python: Path) -> bool:
+    if not python.exists():
+        return False
+    check = subprocess.run([str(python), str(WORKER), "--check"], capture_output=True, check=False)
+    return check.returncode == 0
+
+
+def _cross_encoder_elsewhere(ctx: PeerContext, name: str, onnx_dir: Path) -> PeerRun:
+    """``CrossEncoder`` on its ONNX backend in ``ctx.st_onnx_python`` (see ``ce_worker.py``)."""
+    wl = ctx.workload
+    request = {
+        "model": str(onnx_dir),
+        "backend": "onnx",
+        "file_name": "model.onnx",
+        "query": wl.query,
+        "sizes": {str(n): wl.docs(n) for n in wl.sizes},
+        "deviation_docs": list(wl.deviation_documents),
+        "repeats": ctx.repeats,
+        "threads": ctx.threads,
+        "max_length": ctx.max_length,
+    }
+    proc = subprocess.run(
+        [str(ctx.st_onnx_python), str(WORKER)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PeerSkipped(f"ce_worker.py failed: {proc.stderr.strip()[-600:]}")
+    reply = json.loads(proc.stdout)
+    size = int(reply["batch_size"])
+    timings = {}
+    for n in wl.sizes:
+        got, docs = reply["timings"][str(n)], wl.docs(n)
+        order = np.argsort([-(len(wl.query) + len(d)) for d in docs], kind="stable")
+        timings[n] = Timing(
+            name,
+            got["seconds"],
+            got["cpu_seconds"],
+            n,
+            got["lengths"],
+            padded_tokens(got["lengths"], fixed_batches(order, size)),
+            ctx.max_length,
+            f"{size} pairs, sorted by characters",
+            ctx.threads,
+        )
+    versions = ", ".join(f"{k} {v}" for k, v in reply["versions"].items())
+    return PeerRun(timings, reply["deviation_scores"], f"run in {ctx.st_onnx_python}: {versions}")
 
 
 def _flag(ctx: PeerContext) -> PeerRun:

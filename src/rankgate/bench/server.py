@@ -100,11 +100,14 @@ def _command(name: str, model_dir: Path, port: int, options: ServerOptions) -> l
             "--log-level", "warning", "--request-timeout-s", str(options.request_timeout_s),
         ]  # fmt: skip
     # infinity's defaults, on CPU with its torch engine; the disk cache is off (its default)
-    # and stays off, since repeated requests must not be answered from a cache.
+    # and stays off, since repeated requests must not be answered from a cache. Its start-up
+    # warm-up (batches of 32 pairs of ~1,000 tokens) takes many minutes on a CPU and is not
+    # measured anyway; both servers get the same untimed warm-up requests instead.
     return [
         str(options.infinity_bin), "v2",
         "--model-id", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-        "--device", "cpu", "--engine", "torch", "--no-vector-disk-cache", "--log-level", "warning",
+        "--device", "cpu", "--engine", "torch", "--no-vector-disk-cache", "--no-model-warmup",
+        "--log-level", "warning",
     ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rankgate import __version__
+from rankgate.cli.bench import bench, bench_server
 from rankgate.cli.common import EXIT_HELP
 from rankgate.cli.demo_commands import demo_app, health
 from rankgate.cli.export import export
@@ -55,6 +56,8 @@ app.command(epilog=EXIT_HELP)(search)
 app.command(epilog=EXIT_HELP)(templates)
 app.command("eval", epilog=EXIT_HELP)(eval_command)
 app.command("score-batch", epilog=EXIT_HELP)(score_batch)
+app.command(epilog=EXIT_HELP)(bench)
+app.command("bench-server", epilog=EXIT_HELP)(bench_server)
 app.add_typer(demo_app, name="demo")
 app.command(epilog=EXIT_HELP)(health)
 

@@ -77,6 +77,14 @@ def bench(
             "Default: the repo's .venv-flag.",
         ),
     ] = None,
+    st_onnx_python: Annotated[
+        Path | None,
+        _opt(
+            "ST_ONNX_PYTHON",
+            "For crossencoder-onnx when this environment lacks optimum-onnx: a Python with "
+            "sentence-transformers and optimum-onnx. Default: the repo's .venv-flag.",
+        ),
+    ] = None,
     out: Out = None,
 ) -> None:
     """Benchmark rankgate (torch, ONNX, int8) against sentence-transformers CrossEncoder (torch,
@@ -96,6 +104,7 @@ def bench(
             peers=_names(peers, PEERS, "--peers"),
             threads=threads,
             flag_python=flag_python or repo_root() / ".venv-flag/bin/python",
+            st_onnx_python=st_onnx_python or repo_root() / ".venv-flag/bin/python",
             out=out,
         )
         run_core(options)

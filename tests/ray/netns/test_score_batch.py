@@ -84,7 +84,7 @@ def test_killed_halfway_resumes_without_rescoring(
         "--actors",
         "1",
         "--batch-size",
-        "8",  # small forward passes keep the run long enough to kill in the middle
+        "1",  # one pair per forward pass keeps the run long enough to kill in the middle
         "--shard-rows",
         "100",
         "--no-progress",
@@ -98,14 +98,14 @@ def test_killed_halfway_resumes_without_rescoring(
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
-    while len(list(parts.glob("part-*.parquet"))) < 5:
+    while len(list(parts.glob("part-*.parquet"))) < 2:
         assert job.poll() is None, job.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "no parts written in time"
         time.sleep(0.05)
     job.send_signal(signal.SIGKILL)
     job.wait(30)
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in parts.glob("part-*")}
-    assert 5 <= len(before) < 40, f"{len(before)} of 40 parts: not killed halfway"
+    assert 2 <= len(before) < 40, f"{len(before)} of 40 parts: not killed halfway"
     assert not target.exists()
 
     report = score_batch(

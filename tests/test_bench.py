@@ -1,0 +1,150 @@
+"""Smoke tests of the benchmarks (rankgate.bench): they run and report; no timing assertions."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from rankgate import Reranker
+from rankgate.bench.load import check_loopback, run_load
+from rankgate.bench.measure import deviation, padded_tokens, request_flops, spearman
+from rankgate.bench.models import ensure_model
+from rankgate.bench.server import ServerOptions, run_server_bench
+from rankgate.bench.workload import make_documents
+from rankgate.cli.bench import bench
+from rankgate.server import ServerSettings, create_app
+from rankgate.testing import KeywordBackend
+from tests.server.conftest import start_server
+
+
+@pytest.fixture(scope="module")
+def bench_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_model(tmp_path_factory.mktemp("bench") / "tiny-xlmr", tiny=True).path
+
+
+@pytest.mark.slow
+def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(bench)
+    out = tmp_path / "results.json"
+    peers = "rankgate,rankgate-onnx,rankgate-int8,crossencoder,flag"
+    args = ["--tiny", "--model-dir", str(bench_model), "--docs", "2,4", "--repeats", "1"]
+    args += ["--peers", peers, "--out", str(out), "--flag-python", str(tmp_path / "missing")]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for text in ("1 query × 2 documents", "1 query × 4 documents", "×CE", "%peak", "Δ/spread"):
+        assert text in result.output
+    assert "flag skipped: no" in result.output  # a missing reference env is said, not fatal
+
+    report = json.loads(out.read_text())
+    assert report["peak_gflops"] > 0 and report["skipped"].keys() == {"flag"}
+    assert [w["docs"] for w in report["workloads"]] == [2, 4]
+    rows = {r["name"]: r for r in report["workloads"][1]["results"]}
+    assert list(rows) == ["rankgate", "rankgate-onnx", "rankgate-int8", "crossencoder"]
+    for row in rows.values():
+        assert row["pairs"] == 4 and len(row["seconds"]) == 1 and row["pairs_per_s"] > 0
+        assert row["model_gflops"] > 0 and 0 < row["real_share"] <= 1
+        assert row["lengths"] == rows["rankgate"]["lengths"]  # the same pairs for every peer
+    assert rows["crossencoder"]["x_crossencoder"] == pytest.approx(1.0)
+    assert rows["rankgate"]["x_flag"] is None
+    # fp32 ONNX reproduces torch; int8 is measured against it, whatever it gives.
+    dev = report["deviation"]
+    assert dev["rankgate-onnx"]["relative"] < 1e-3 and dev["rankgate-onnx"]["spearman"] > 0.99
+    assert dev["rankgate-int8"]["max_abs"] >= 0 and -1 <= dev["rankgate-int8"]["spearman"] <= 1
+    assert (bench_model.parent / "tiny-xlmr-onnx" / "model_int8.onnx").is_file()  # cached
+
+
+def test_bench_rejects_an_unknown_peer(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(bench)
+    result = CliRunner().invoke(app, ["--tiny", "--model-dir", str(tmp_path), "--peers", "nope"])
+    assert result.exit_code == 2 and "choose from" in result.output
+    assert not any(tmp_path.iterdir())  # nothing was built
+
+
+def test_load_generator_against_a_live_server() -> None:
+    reranker = Reranker(backend=KeywordBackend(delay=0.001))
+    live = start_server(create_app(ServerSettings(), reranker))
+    try:
+        docs = ["reset the router password", "winter battery range", "hold the reset button"]
+        for clients in (1, 4):
+            result = run_load(
+                f"{live.url}/rerank",
+                lambda i: {"query": f"router reset {i}", "documents": docs},
+                clients=clients,
+                pairs_per_request=len(docs),
+                duration_s=1.0,
+                max_requests=200,
+            )
+            assert result.errors == 0 and 0 < result.requests <= 200
+            summary = result.summary()
+            assert summary["pairs_per_s"] == pytest.approx(3 * summary["requests_per_s"])
+            assert 0 < summary["p50_s"] <= summary["p99_s"] < 1.0 + summary["elapsed_s"]
+        bad = run_load(
+            f"{live.url}/rerank",
+            lambda i: {"query": "", "documents": docs},  # an empty query is refused
+            clients=1,
+            pairs_per_request=3,
+            duration_s=5.0,
+            max_requests=3,
+        )
+        assert (bad.requests, bad.errors) == (0, 3) and bad.error_samples[0].startswith("HTTP 4")
+    finally:
+        live.stop()
+
+
+@pytest.mark.slow
+def test_server_bench_drives_rankgate_serve(bench_model: Path, tmp_path: Path) -> None:
+    options = ServerOptions(
+        model_dir=bench_model,
+        tiny=True,
+        docs=3,
+        clients=(1, 2),
+        duration_s=0.5,
+        max_requests=10,
+        servers=("rankgate", "infinity"),
+        infinity_bin=tmp_path / "no-infinity",  # a missing peer is skipped and said so
+        library_repeats=1,
+        out=tmp_path / "server.json",
+    )
+    console = Console(file=io.StringIO(), width=200)
+    report = run_server_bench(options, console)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "infinity skipped: no" in output and "% of library" in output
+    assert report == json.loads((tmp_path / "server.json").read_text())
+    assert report["library_pairs_per_s"] > 0
+    ours = report["servers"]["rankgate"]
+    assert ours["skipped"] is None and "serve" in ours["command"]
+    assert [lv["clients"] for lv in ours["levels"]] == [1, 2]
+    for level in ours["levels"]:
+        assert level["errors"] == 0 and 1 <= level["requests"] <= 10 and level["p99_s"] > 0
+    assert report["servers"]["infinity"]["levels"] == []
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8080/rerank", "http://example.com/rerank"])
+def test_load_generator_only_targets_this_machine(url: str) -> None:
+    with pytest.raises(ValueError, match="only sent to this machine"):
+        check_loopback(url)
+    for ok in ("http://127.0.0.1:1/x", "http://localhost:1/x", "http://[::1]:1/x"):
+        check_loopback(ok)
+
+
+def test_yardsticks() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    d = deviation([0.0, 2.0, 4.2], [0.0, 2.0, 4.0])
+    assert (d.max_abs, d.relative, d.spearman) == pytest.approx((0.2, 0.05, 1.0))
+    assert padded_tokens([3, 5, 2], [[1, 0], [2]]) == 2 * 5 + 2
+    cfg = {"hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 2}
+    assert request_flops([10, 10], cfg) == 2 * request_flops([10], cfg) > 0
+    docs = make_documents(3, 30, lambda t: len(t.split()))
+    assert docs == make_documents(3, 30, lambda t: len(t.split()))  # deterministic
+    assert make_documents(2, 30, lambda t: len(t.split())) == docs[:2]  # sizes share a prefix
+    with pytest.raises(ValueError):
+        ServerOptions(servers=("rankgate", "tei"))
