@@ -109,3 +109,13 @@ def test_settings_precedence(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) 
     monkeypatch.setenv("RANKGATE_MODEL", str(tiny_model))
     assert Reranker().max_length == 64  # env over default
     assert Reranker(max_length=128).max_length == 128  # explicit over env
+
+
+def test_reuse_freed_memory_on_linux() -> None:
+    import sys
+
+    from rankgate.backends.runtime import reuse_freed_memory
+
+    applied = reuse_freed_memory()
+    assert applied is sys.platform.startswith("linux")  # this project's machines run glibc
+    assert reuse_freed_memory() is applied  # idempotent

@@ -67,6 +67,11 @@ class RerankerSettings(BaseSettings):
         description="Padded tokens per forward pass (None: 16384 on CUDA, 4096 elsewhere).",
     )
     max_batch_size: int = Field(128, ge=1, description="Most pairs per forward pass.")
+    reuse_memory: bool = Field(
+        True,
+        description="CPU inference on Linux: keep freed memory for reuse (glibc mallopt) rather "
+        "than paying page faults again on every forward pass; the process keeps its peak memory.",
+    )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for inference (None: one per physical core)."
     )

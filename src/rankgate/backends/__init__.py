@@ -50,4 +50,5 @@ def load_backend(settings: RerankerSettings) -> Backend:
         device=settings.device,
         dtype=settings.dtype,
         threads=settings.threads,
+        reuse_memory=settings.reuse_memory,
     )

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, pad_batch
+from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import FileTokenizer, usable_positions
 from rankgate.errors import (
     ConfigError,
@@ -80,6 +81,7 @@ class TorchBackend:
         device: str = "auto",
         dtype: str = "auto",
         threads: int | None = None,
+        reuse_memory: bool = True,
     ) -> None:
         torch = _torch()
         from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -89,6 +91,8 @@ class TorchBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         if threads:
             torch.set_num_threads(threads)
+        if reuse_memory and self.device == "cpu":
+            reuse_freed_memory()
         try:
             config = AutoConfig.from_pretrained(str(model_dir))
             labels = int(getattr(config, "num_labels", 1))

@@ -81,7 +81,7 @@ MaxBatchTokens = Annotated[
     int | None,
     _opt(
         "MAX_BATCH_TOKENS",
-        "Tokens gathered from the queue per model step. Default: 4 x --batch-tokens.",
+        "Tokens gathered from the queue per model step. Default: --batch-tokens (one pass).",
     ),
 ]
 Timeout = Annotated[

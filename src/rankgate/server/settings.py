@@ -67,7 +67,7 @@ class ServerSettings(BaseSettings):
         None,
         ge=1,
         description="Tokens gathered from the queue for one model step (the model then splits "
-        "them into forward passes of --batch-tokens). Default: 4 x --batch-tokens.",
+        "them into forward passes of --batch-tokens). Default: --batch-tokens (one pass).",
     )
     request_timeout_s: float = Field(
         60.0, gt=0, description="Seconds a request may take before it fails with 504."
