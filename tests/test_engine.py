@@ -19,16 +19,32 @@ from rankgate.engine.batching import plan_batches
 from rankgate.testing import KeywordBackend
 
 
-def test_plan_batches_respects_budget_and_covers_all() -> None:
+def _cost(batches: list[list[int]], lengths: list[int], overhead: int) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) + overhead for b in batches)
+
+
+@pytest.mark.parametrize("overhead", [0, 64, 10_000])
+def test_plan_batches_respects_budget_and_covers_all(overhead: int) -> None:
     lengths = [5, 50, 7, 48, 49, 6, 100, 3]
-    batches = plan_batches(lengths, max_tokens=110, max_size=3)
+    batches = plan_batches(lengths, max_tokens=110, max_size=3, overhead_tokens=overhead)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= 3
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 110
-    # longest first, so similar lengths share a batch
-    assert batches[0] == [6]
-    assert batches[1] == [1, 4]
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat, reverse=True)  # longest first, contiguous in length order
+    assert batches[0] == [6]  # 100 tokens: no partner fits the budget
+
+
+def test_plan_batches_trades_padding_against_passes() -> None:
+    lengths = [345, 340, 338, 301, 299, 297, 280, 278, 276, 275]
+    one = plan_batches(lengths, max_tokens=4096, max_size=128, overhead_tokens=10_000)
+    assert len(one) == 1  # passes are dear: one padded batch
+    split = plan_batches(lengths, max_tokens=4096, max_size=128, overhead_tokens=64)
+    assert [len(b) for b in split] == [3, 3, 4]  # split where the lengths jump
+    assert _cost(split, lengths, 64) < _cost(one, lengths, 64)
+    alone = plan_batches(lengths, max_tokens=4096, max_size=128, overhead_tokens=0)
+    assert all(len(b) == 1 for b in alone)  # passes are free: no padding at all
 
 
 def test_one_oversized_pair_still_gets_a_batch() -> None:
@@ -153,3 +169,13 @@ def test_forward_observer_counts_real_and_padded_tokens() -> None:
     assert sum(s[1] for s in seen) == sum(len(p) for p in prepared.pairs)
     assert all(real <= padded <= 64 or pairs == 1 for pairs, real, padded in seen)
     assert sum(s[2] for s in seen) > sum(s[1] for s in seen)  # lengths differ: some padding
+
+
+def test_default_pass_cost_follows_model_size_and_device() -> None:
+    from rankgate.engine.reranker import _default_pass_cost
+
+    assert _default_pass_cost("cpu", 567_755_777, 4096) == 64  # bge-reranker-v2-m3
+    assert _default_pass_cost("cpu", 42_891, 4096) > 2000  # tiny: passes are dear, keep batches
+    assert _default_pass_cost("cpu", 10, 4096) == 4096  # never beyond the budget
+    assert _default_pass_cost("cuda", 567_755_777, 16384) == 2048
+    assert _default_pass_cost("cpu", 0, 4096) == 2048  # a fake backend without parameters

@@ -67,6 +67,13 @@ class RerankerSettings(BaseSettings):
         description="Padded tokens per forward pass (None: 16384 on CUDA, 4096 elsewhere).",
     )
     max_batch_size: int = Field(128, ge=1, description="Most pairs per forward pass.")
+    batch_overhead_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="What one more forward pass costs, in padded tokens: the batch planner "
+        "trades padding against passes (None: from the model's size on CPU, 64 for "
+        "bge-reranker-v2-m3; 2048 on accelerators).",
+    )
     reuse_memory: bool = Field(
         True,
         description="CPU inference on Linux: keep freed memory for reuse (glibc mallopt) rather "

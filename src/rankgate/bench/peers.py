@@ -122,7 +122,7 @@ def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
     for n in wl.sizes:
         docs = wl.docs(n)
         lengths = [len(pair) for pair in rr.prepare(wl.query, docs).pairs]
-        batches = plan_batches(lengths, rr.batch_tokens, size)
+        batches = plan_batches(lengths, rr.batch_tokens, size, rr.batch_overhead_tokens)
         seconds, cpu = timed(functools.partial(rr.rerank, wl.query, docs), ctx.repeats)
         timings[n] = Timing(
             name,
@@ -132,7 +132,8 @@ def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
             lengths,
             padded_tokens(lengths, batches),
             rr.max_length,
-            f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted ({rr.backend.name}, "
+            f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted, split where padding "
+            f"costs more than a pass ({rr.batch_overhead_tokens} tokens) ({rr.backend.name}, "
             f"{rr.backend.dtype})",
             ctx.threads,
             {"batches": [len(b) for b in batches]},

@@ -1,4 +1,4 @@
-"""Batches that waste little: length-sorted, cut by a padded-token budget, OOM-safe."""
+"""Batches that waste little: length-sorted, cut to minimise padding within a budget, OOM-safe."""
 
 from __future__ import annotations
 
@@ -16,27 +16,38 @@ ForwardObserver = Callable[[int, int, int], None]
 """Called after each forward pass with (pairs, real tokens, padded tokens computed)."""
 
 
-def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> list[list[int]]:
-    """Group indices into batches of similar length.
+def plan_batches(
+    lengths: Sequence[int], max_tokens: int, max_size: int, overhead_tokens: int = 0
+) -> list[list[int]]:
+    """Group indices into batches that waste little, longest first.
 
-    Longest first (as FlagEmbedding does, so an out-of-memory shows up at once); a batch grows
-    while ``size * longest`` stays within ``max_tokens`` padded tokens and ``max_size`` pairs.
-    Every batch holds at least one pair, however long.
+    Pairs are sorted by length (longest first, as FlagEmbedding does, so an out-of-memory shows
+    up at once) and cut into contiguous batches that minimise the padded tokens computed plus
+    ``overhead_tokens`` per forward pass: the cost of one more pass (smaller matrix products,
+    per-call work) expressed in tokens. A large overhead gives few full batches; a small one
+    splits where lengths jump, so little padding is computed. A batch holds at most
+    ``max_size`` pairs and ``max_tokens`` padded tokens, except that a single pair always fits.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    size_sorted = [lengths[i] for i in order]
+    n = len(order)
+    # best[k]: least cost of batching the k longest pairs; start[k]: where its last batch begins.
+    best = [0.0] + [float("inf")] * n
+    start = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for first in range(end - 1, max(-1, end - 1 - max_size), -1):
+            size, width = end - first, size_sorted[first]
+            if size > 1 and size * width > max_tokens:
+                break  # moving ``first`` back only widens and grows the batch
+            cost = best[first] + size * width + overhead_tokens
+            if cost < best[end]:
+                best[end], start[end] = cost, first
     batches: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in order:
-        grown = max(width, lengths[i])
-        if current and (len(current) >= max_size or (len(current) + 1) * grown > max_tokens):
-            batches.append(current)
-            current, grown = [], lengths[i]
-        current.append(i)
-        width = grown
-    if current:
-        batches.append(current)
-    return batches
+    end = n
+    while end > 0:
+        batches.append(order[start[end] : end])
+        end = start[end]
+    return batches[::-1]
 
 
 def _forward(backend: Backend, pairs: list[EncodedPair]) -> np.ndarray:
@@ -55,6 +66,7 @@ def score_pairs(
     *,
     max_tokens: int,
     max_size: int,
+    overhead_tokens: int = 0,
     progress: Progress | None = None,
     on_forward: ForwardObserver | None = None,
 ) -> np.ndarray:
@@ -66,7 +78,7 @@ def score_pairs(
     """
     logits = np.empty(len(pairs), dtype=np.float32)
     done = 0
-    for batch in plan_batches([len(p) for p in pairs], max_tokens, max_size):
+    for batch in plan_batches([len(p) for p in pairs], max_tokens, max_size, overhead_tokens):
         chosen = [pairs[i] for i in batch]
         logits[batch] = _forward(backend, chosen)
         done += len(batch)
