@@ -55,3 +55,27 @@ def test_scores_equal_flag_reranker(tiny_model: Path) -> None:
         assert ours.compute_score(pairs) == pytest.approx(expected, abs=1e-5)
         normalized = flag_scores(tiny_model, pairs, max_length, normalize=True)
         assert ours.compute_score(pairs, normalize=True) == pytest.approx(normalized, abs=1e-5)
+
+
+def test_tokenizer_json_is_followed_where_transformers_5_would_differ(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """A tokenizer.json with an NFKC normalizer: transformers 5 rebuilds XLM-R's pipeline without
+    it (full-width "？" becomes <unk>), transformers 4 and FlagEmbedding use the file as written.
+    rankgate tokenizes from the file, so it must still equal FlagReranker."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "nfkc"
+    shutil.copytree(tiny_model, model)
+    spec = json.loads((model / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "NFKC"}
+    (model / "tokenizer.json").write_text(json.dumps(spec))
+    text = "如何重置路由器密码？长按复位键十秒钟。"
+    ours = Reranker(str(model))
+    rebuilt = AutoTokenizer.from_pretrained(str(model))(text, add_special_tokens=False)["input_ids"]
+    assert ours.backend.tokenize([text])[0] != rebuilt  # the case this test is about exists
+    pairs = [(QUERY, text), ("密码？", "复位键？ ＡＢＣ １２３")]
+    assert ours.compute_score(pairs) == pytest.approx(flag_scores(model, pairs, 512), abs=1e-5)
