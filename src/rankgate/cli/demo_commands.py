@@ -10,6 +10,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,9 +52,9 @@ ChartOpt = Annotated[
 ]
 
 
-def _model_options(**opts: Any) -> Reranker:
+def _load(options: Mapping[str, object]) -> Reranker:
     with console.status("loading the model"):
-        return load_reranker(**opts)
+        return load_reranker(options)
 
 
 def banner(reranker: Reranker) -> str:
@@ -148,16 +149,7 @@ def demo(
         return
     with common.exits_on_error():
         scenario = get_scenario("router-password", lang)
-        reranker = _model_options(
-            model=model,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker = _load(locals())
         console.print(banner(reranker), highlight=False)
         run = run_scenario(reranker, scenario, explain_scores=explain)
         _print_simple(run)
@@ -190,16 +182,7 @@ def demo_trap(
     sentences that moved each score. Default chart: rankgate-SCENARIO-LANG.png."""
     with common.exits_on_error():
         picked = get_scenario(scenario, lang)
-        reranker = _model_options(
-            model=model,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker = _load(locals())
         console.print(banner(reranker), highlight=False)
         run = run_scenario(reranker, picked)
         _print_trap(run, top)

@@ -395,7 +395,7 @@ def search(
             rules_file=rules_file,
             templates_file=templates_file,
         )
-        reranker = load_reranker(model=model, device=device, max_length=max_length, offline=offline)
+        reranker = load_reranker(locals())
         funnel = build_funnel(s, reranker, offline=bool(offline))
         overrides: dict[str, Any] = {
             k: v
@@ -526,7 +526,7 @@ def eval_command(
                 progress=progress,
             )
         retriever = LocalIndex.open(s.index_dir, embedder, rrf_k=s.rrf_k)
-        reranker = load_reranker(model=model, device=device, max_length=max_length, offline=offline)
+        reranker = load_reranker(locals())
         chosen = load_templates(s).get(template) if template else None
         with _progress("evaluating queries") as progress:
             report = evaluate(

@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 from rankgate.cli.common import quiet_libraries
+from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine import Reranker
 
+__all__ = ["MODEL_OPTIONS", "load_reranker", "model_settings"]
 
-def load_reranker(
-    *,
-    model: str | None,
-    backend: str | None = None,
-    onnx_file: str | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    max_length: int | None = None,
-    long_documents: str | None = None,
-    max_chunks: int | None = None,
-    batch_tokens: int | None = None,
-    threads: int | None = None,
-    offline: bool | None = None,
-    cache_dir: Path | None = None,
-) -> Reranker:
+# The model options of cli.common, by parameter name. A command declares the ones it offers.
+MODEL_OPTIONS = (
+    "model",
+    "backend",
+    "onnx_file",
+    "device",
+    "dtype",
+    "max_length",
+    "long_documents",
+    "max_chunks",
+    "batch_tokens",
+    "threads",
+    "offline",
+    "cache_dir",
+)
+
+
+def model_settings(options: Mapping[str, object]) -> RerankerSettings:
+    """Model settings from a command's parameters (pass ``locals()``).
+
+    Every model option the command declares is forwarded, so a new option cannot be forgotten
+    at one call site; ``None`` means "not given" and leaves the environment or default in force.
+
+    Raises:
+        ConfigError: an invalid value, named.
+    """
+    given = {name: options[name] for name in MODEL_OPTIONS if name in options}
+    return build_settings(None, **given)
+
+
+def load_reranker(options: Mapping[str, object]) -> Reranker:
+    """Load the model a command's parameters describe (pass ``locals()``)."""
     quiet_libraries()
-    options: dict[str, Any] = dict(
-        backend=backend,
-        onnx_file=onnx_file,
-        device=device,
-        dtype=dtype,
-        max_length=max_length,
-        long_documents=long_documents,
-        max_chunks=max_chunks,
-        batch_tokens=batch_tokens,
-        threads=threads,
-        offline=offline,
-        cache_dir=cache_dir,
-    )
-    return Reranker(model, **options)
+    return Reranker(settings=model_settings(options))

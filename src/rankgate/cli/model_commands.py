@@ -32,18 +32,7 @@ def info(
 ) -> None:
     """Load the model and show what runs: model, device, dtype, max_length, parameters."""
     with common.exits_on_error():
-        reranker = load_reranker(
-            model=model,
-            backend=backend,
-            onnx_file=onnx_file,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            long_documents=long_documents,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker = load_reranker(locals())
     details = dataclasses.asdict(reranker.info())
     if as_json:
         typer.echo(json.dumps(details))

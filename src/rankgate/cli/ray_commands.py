@@ -16,7 +16,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from rankgate.cli import common
-from rankgate.config import RerankerSettings, build_settings
+from rankgate.cli.loading import model_settings
+from rankgate.config import RerankerSettings
 from rankgate.ray.settings import build_batch_settings, build_ray_settings
 
 __all__ = ["score_batch", "serve_on_ray"]
@@ -165,19 +166,7 @@ def score_batch(
             num_gpus_per_actor=num_gpus_per_actor,
             num_cpus_per_actor=num_cpus_per_actor,
         )
-        model_settings = build_settings(
-            model=model,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            long_documents=long_documents,
-            max_chunks=max_chunks,
-            batch_tokens=batch_tokens,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker_settings = model_settings(locals())
         common.quiet_libraries()
         from rankgate.ray.runtime import require_ray
 
@@ -194,7 +183,7 @@ def score_batch(
             result = run_batch(
                 input,
                 output,
-                model_settings=model_settings,
+                model_settings=reranker_settings,
                 batch_settings=batch,
                 address=address,
                 resume=resume,

@@ -158,20 +158,7 @@ def rerank(
                     documents = read_documents(stream, fmt)
             except OSError as exc:
                 raise InputError(f"cannot read {file}: {exc.strerror}") from None
-        reranker = load_reranker(
-            model=model,
-            backend=backend,
-            onnx_file=onnx_file,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            long_documents=long_documents,
-            max_chunks=max_chunks,
-            batch_tokens=batch_tokens,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker = load_reranker(locals())
         show_progress = len(documents) >= PROGRESS_MIN_DOCUMENTS and common.err_console.is_terminal
         with Progress(
             "[progress.description]{task.description}",

@@ -9,7 +9,7 @@ import typer
 
 from rankgate.cli import common
 from rankgate.cli import ray_commands as rc
-from rankgate.config import build_settings
+from rankgate.cli.loading import model_settings
 
 _PANEL = "Server options"
 
@@ -192,25 +192,12 @@ def serve(
             shutdown_grace_s=shutdown_grace_s,
             log_level=log_level,
         )
-        model_settings = build_settings(
-            model=model,
-            backend=backend,
-            onnx_file=onnx_file,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            long_documents=long_documents,
-            max_chunks=max_chunks,
-            batch_tokens=batch_tokens,
-            threads=threads,
-            offline=offline,
-            cache_dir=cache_dir,
-        )
+        reranker_settings = model_settings(locals())
         if ray:
             common.quiet_libraries()
             rc.serve_on_ray(
                 settings,
-                model_settings,
+                reranker_settings,
                 address=ray_address,
                 replicas=replicas,
                 min_replicas=min_replicas,
@@ -226,6 +213,6 @@ def serve(
         # Load before listening, so a bad model fails here with its exit code, not in uvicorn.
         from rankgate.engine import Reranker
 
-        reranker = Reranker(settings=model_settings)
+        reranker = Reranker(settings=reranker_settings)
         app = create_app(settings, reranker)
     run_server(app)
