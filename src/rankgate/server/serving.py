@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rankgate.engine import PreparedRequest, Reranker
-from rankgate.engine.scoring import aggregate_max
 from rankgate.errors import InputTooLongError, TooManyDocumentsError, UnavailableError
 from rankgate.insight.monitor import RankingHealth
 from rankgate.server.batcher import Batcher
@@ -108,14 +107,12 @@ class RerankService:
         self.batcher.check_admission(0)  # refuse before spending time on tokenization
         prepared = await self._tokenize(timings, lambda: [self._prepare(call)])
         logits = await self._score(prepared, timings)
-        results = self.reranker.finish(
-            prepared[0], logits[0], top_n=call.top_n, normalize=call.normalize
-        )
+        ranked = self.reranker.finish(prepared[0], logits[0], normalize=call.normalize)
         if self.ranking_health is not None:
             # Every document's score in the order sent (the retrieval order), before top_n.
-            counts = [len(plan.pairs) for plan in prepared[0].plans]
-            scores = aggregate_max(logits[0], counts).tolist()
-            self.ranking_health.observe(scores, normalized=False)
+            sent_order = sorted(ranked, key=lambda r: r.index)
+            self.ranking_health.observe([r.score for r in sent_order], normalized=call.normalize)
+        results = ranked if call.top_n is None else ranked[: call.top_n]
         return RerankOutcome(results, prepared[0].input_tokens)
 
     async def score(
