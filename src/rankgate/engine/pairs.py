@@ -20,7 +20,6 @@ class DocPlan:
     tokens: int
     truncated: bool
     query_truncated: bool
-    window_starts: tuple[int, ...] = (0,)
 
 
 def window_starts(length: int, window: int, overlap: int, max_windows: int | None) -> list[int]:
@@ -131,4 +130,4 @@ class PairBuilder:
         starts = window_starts(len(doc), window, overlap, max_chunks)
         covered = starts[-1] + window >= len(doc)
         pairs = tuple(template.build(query, doc[s : s + window]) for s in starts)
-        return DocPlan(pairs, len(doc), cut or not covered, query_truncated, tuple(starts))
+        return DocPlan(pairs, len(doc), cut or not covered, query_truncated)
