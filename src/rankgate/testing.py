@@ -10,8 +10,10 @@ Imports torch and transformers lazily; needs the ``torch`` extra.
 from __future__ import annotations
 
 import json
+import math
 import time
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,30 +41,27 @@ SAMPLE_TEXT = [
 ]
 
 
-def build_tokenizer(out: Path, vocab_size: int = 1000, model_max_length: int = 512) -> None:
-    """Train a small Unigram tokenizer laid out as XLM-R's and save it to ``out``.
+def build_tokenizer(out: Path, model_max_length: int = 512) -> None:
+    """Write a small Unigram tokenizer laid out as XLM-R's to ``out``, the same on every run.
 
-    The pieces are trained with ``tokenizers``, then handed to transformers'
-    ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's own pipeline around them, so the saved
-    ``tokenizer.json`` is exactly what transformers 4 and 5 both load.
+    The vocabulary is counted from :data:`SAMPLE_TEXT` (every character, and every word of up to
+    eight characters, scored by log frequency) rather than trained: ``tokenizers``' trainer
+    picks different pieces from run to run, and so would the scores of every test model. The
+    pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's
+    own pipeline around them, so the saved ``tokenizer.json`` is exactly what transformers 4
+    and 5 both load.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from tokenizers.trainers import UnigramTrainer
     from transformers import XLMRobertaTokenizer
 
-    raw = Tokenizer(models.Unigram())
-    raw.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="always")]
-    )
-    trainer = UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-        unk_token="<unk>",
-        show_progress=False,
-    )
-    words = " ".join(SAMPLE_TEXT).split()
-    raw.train_from_iterator([" ".join(words[i:] + words[:i]) for i in range(len(words))], trainer)
-    pieces = [(piece, float(score)) for piece, score in json.loads(raw.to_str())["model"]["vocab"]]
+    counts: Counter[str] = Counter()
+    for word in " ".join(SAMPLE_TEXT).split():
+        counts["▁"] += 1
+        counts.update(word)
+        if len(word) <= 8:
+            counts["▁" + word] += 1
+    total = sum(counts.values())
+    specials = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces = specials + [(p, math.log(n / total)) for p, n in sorted(counts.items())]
     tokenizer = XLMRobertaTokenizer(vocab=[*pieces, ("<mask>", 0.0)])
     tokenizer.model_max_length = model_max_length
     tokenizer.save_pretrained(str(out))
@@ -83,7 +82,6 @@ def build_model(
     intermediate: int = 37,
     vocab_size: int | None = None,
     max_positions: int = 514,
-    tokenizer_vocab: int = 1000,
     seed: int = 0,
     initializer_range: float = 0.02,
 ) -> Path:
@@ -98,7 +96,7 @@ def build_model(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(out, tokenizer_vocab, model_max_length=max_positions - 2)
+    build_tokenizer(out, model_max_length=max_positions - 2)
     from transformers import AutoTokenizer
 
     vocab = vocab_size or len(AutoTokenizer.from_pretrained(str(out)))
