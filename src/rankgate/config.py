@@ -64,7 +64,8 @@ class RerankerSettings(BaseSettings):
     batch_tokens: int | None = Field(
         None,
         ge=1,
-        description="Padded tokens per forward pass (None: 16384 on CUDA, 4096 elsewhere).",
+        description="Tokens computed per forward pass, padding included (None: 16384 on CUDA, "
+        "4096 elsewhere).",
     )
     max_batch_size: int = Field(128, ge=1, description="Most pairs per forward pass.")
     batch_overhead_tokens: int | None = Field(
@@ -81,6 +82,13 @@ class RerankerSettings(BaseSettings):
     )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for inference (None: one per physical core)."
+    )
+    packed: bool | None = Field(
+        None,
+        description="torch backend, BERT-family models: run forward passes on real tokens only "
+        "(pairs concatenated, attention per pair, the last layer on the first token), checked "
+        "against the stock forward when the model loads. None: on CPU; off on CUDA, where it "
+        "is not yet measured.",
     )
 
 

@@ -135,6 +135,7 @@ class KeywordBackend:
     pad_token_id = 1
     model_max_length = 8192
     parameters = 0
+    packed = False
     template = PairTemplate(prefix=(0,), middle=(2, 2), suffix=(2,))
 
     def __init__(

@@ -51,4 +51,5 @@ def load_backend(settings: RerankerSettings) -> Backend:
         dtype=settings.dtype,
         threads=settings.threads,
         reuse_memory=settings.reuse_memory,
+        packed=settings.packed,
     )

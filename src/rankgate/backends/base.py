@@ -111,6 +111,9 @@ class Backend(Protocol):
     pad_token_id: int
     model_max_length: int
     parameters: int
+    packed: bool
+    """True when a forward pass computes real tokens only (no padding to the longest pair), so
+    a batch costs the sum of its pairs' lengths rather than its size times its longest."""
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         """Token ids of each text, without special tokens, cut at ``max_tokens`` if given."""

@@ -142,6 +142,7 @@ class OnnxBackend:
     """
 
     name = "onnx"
+    packed = False  # the exported graph takes a padded (batch, width) block
 
     def __init__(
         self,

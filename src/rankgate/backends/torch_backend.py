@@ -24,6 +24,15 @@ __all__ = ["TorchBackend", "resolve_device", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 
+# Texts of the load-time check of the packed forward: a query and two documents of different
+# lengths, so that the check covers concatenation, per-pair attention and the first-token head.
+_PROBE = (
+    "how do I reset the router password?",
+    "Hold the reset button for ten seconds.",
+    "Forgot the admin password? Hold the reset button for ten seconds, wait for the lights, "
+    "then log in with the default password printed on the label under the router.",
+)
+
 
 def _torch() -> Any:
     try:
@@ -69,7 +78,12 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 class TorchBackend:
-    """Runs a ``AutoModelForSequenceClassification`` with one output logit."""
+    """Runs a ``AutoModelForSequenceClassification`` with one output logit.
+
+    With ``packed`` (None: on CPU), BERT-family models run unpadded forward passes
+    (:mod:`rankgate.backends.packed`) once a probe at load time has matched the stock forward;
+    otherwise, and for other architectures, the stock forward on right-padded batches.
+    """
 
     name = "torch"
 
@@ -82,6 +96,7 @@ class TorchBackend:
         dtype: str = "auto",
         threads: int | None = None,
         reuse_memory: bool = True,
+        packed: bool | None = None,
     ) -> None:
         torch = _torch()
         from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -112,6 +127,38 @@ class TorchBackend:
         self.pad_token_id = int(self._model.config.pad_token_id or 0)
         self.parameters = sum(p.numel() for p in self._model.parameters())
         self.template = self._tokenizer.template
+        wanted = self.device == "cpu" if packed is None else packed
+        self._packed = self._packed_encoder() if wanted else None
+        self.packed = self._packed is not None
+
+    def _packed_encoder(self) -> Any:
+        """The packed encoder if it is built for this model and matches the stock forward on
+        two probe pairs of different lengths; None (with a log line saying why) otherwise."""
+        from rankgate.backends.packed import packed_encoder
+
+        encoder = packed_encoder(self._model, self._torch)
+        if encoder is None:
+            log.info("%s: no packed forward for this architecture; padded batches", self.model_id)
+            return None
+        query, short, long = self.tokenize(_PROBE)
+        probe = [self.template.build(query, long), self.template.build(query, short)]
+        try:
+            with self._torch.inference_mode():
+                got = encoder.forward(probe).float().cpu().numpy()
+            want = self._padded_forward(probe)
+        except Exception as exc:  # any failure of the fast path leaves the stock one
+            log.warning("%s: packed forward failed (%s); padded batches", self.model_id, exc)
+            return None
+        tolerance = 1e-4 if self.dtype == "float32" else 5e-2
+        if not np.allclose(got, want, rtol=tolerance, atol=tolerance):
+            log.warning(
+                "%s: packed forward differs from the stock forward (%s vs %s); padded batches",
+                self.model_id,
+                got.tolist(),
+                want.tolist(),
+            )
+            return None
+        return encoder
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         return self._tokenizer.tokenize(texts, max_tokens)
@@ -121,6 +168,21 @@ class TorchBackend:
 
     def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         torch = self._torch
+        try:
+            if self._packed is None:
+                return self._padded_forward(pairs)
+            with torch.inference_mode():
+                return self._packed.forward(pairs).float().cpu().numpy()
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise DeviceOutOfMemoryError(
+                f"out of memory on {self.device} for {len(pairs)} pairs of up to "
+                f"{max(len(p) for p in pairs)} tokens"
+            ) from exc
+
+    def _padded_forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """The stock transformers forward on a right-padded batch."""
+        torch = self._torch
         ids, mask, types = pad_batch(pairs, self.pad_token_id)
         inputs = {
             "input_ids": torch.from_numpy(ids).to(self.device),
@@ -128,13 +190,6 @@ class TorchBackend:
         }
         if types is not None:
             inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
-        try:
-            with torch.inference_mode():
-                logits = self._model(**inputs).logits
-        except torch.cuda.OutOfMemoryError as exc:
-            torch.cuda.empty_cache()
-            raise DeviceOutOfMemoryError(
-                f"out of memory on {self.device} for {len(pairs)} pairs of up to "
-                f"{ids.shape[1]} tokens"
-            ) from exc
+        with torch.inference_mode():
+            logits = self._model(**inputs).logits
         return logits[:, 0].float().cpu().numpy()

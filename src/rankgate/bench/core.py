@@ -22,12 +22,12 @@ from rankgate.bench.measure import Deviation, deviation, machine, matmul_peak, r
 from rankgate.bench.measure import versions as package_versions
 from rankgate.bench.models import BuiltModel, default_model_dir, ensure_model, repo_root
 from rankgate.bench.peers import PEER_FUNCTIONS, PeerContext, PeerRun, PeerSkipped, Timing
-from rankgate.bench.workload import Workload, token_counter
+from rankgate.bench.workload import DEFAULT_SPREAD, Workload, check_spread, token_counter
 
 __all__ = ["DEFAULT_PEERS", "PEERS", "CoreOptions", "run_core"]
 
 PEERS = tuple(PEER_FUNCTIONS)
-DEFAULT_PEERS = PEERS
+DEFAULT_PEERS = tuple(p for p in PEERS if p != "rankgate-padded")  # an A/B, opt-in
 REFERENCE = "rankgate"  # the exact fp32 path: the others' scores are compared with it
 FLAG, CROSS = "flag", "crossencoder"
 
@@ -41,6 +41,9 @@ class CoreOptions:
     tiny: bool = False
     docs: tuple[int, ...] = (10, 50)
     short: bool = False
+    spread: float = DEFAULT_SPREAD
+    """Document lengths drawn within target × (1 ± spread); :data:`.workload.MIXED_SPREAD` mixes
+    short and long documents as a real first stage does."""
     repeats: int = 2
     peers: tuple[str, ...] = DEFAULT_PEERS
     threads: int = 2
@@ -59,6 +62,7 @@ class CoreOptions:
             )
         if not self.docs or min(self.docs) < 1 or self.repeats < 1 or self.threads < 1:
             raise ValueError("docs, repeats and threads must be positive")
+        check_spread(self.spread)
 
 
 def _quiet() -> None:
@@ -87,7 +91,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
     count = token_counter(model.path)
     target = 60 if options.short else 280
-    workload = Workload.build(tuple(options.docs), target, count)
+    workload = Workload.build(tuple(options.docs), target, count, options.spread)
     host, vers, peak = machine(), package_versions(), matmul_peak(options.peak_seconds)
     _print_header(console, model, host, vers, peak)
 
@@ -115,7 +119,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         if reference and reference.deviation_scores and run.deviation_scores and name != REFERENCE
     }
 
-    label = f"~{target}-token documents"
+    label = workload.label
     report: dict[str, Any] = {
         "machine": host,
         "versions": vers,
@@ -124,6 +128,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         "tiny": options.tiny,
         "query": workload.query,
         "doc_tokens_target": target,
+        "doc_tokens_spread": options.spread,
         "repeats": options.repeats,
         "threads": options.threads,
         "skipped": skipped,

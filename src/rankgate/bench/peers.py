@@ -96,14 +96,20 @@ class PeerRun:
     note: str = ""
 
 
-def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
+def _rankgate(
+    ctx: PeerContext, name: str, onnx_file: str | None, packed: bool | None = None
+) -> PeerRun:
     from rankgate import Reranker
-    from rankgate.engine.batching import plan_batches
+    from rankgate.engine.batching import batch_tokens, plan_batches
 
     note = ""
     if onnx_file is None:
         rr = Reranker(
-            str(ctx.model.path), device="cpu", max_length=ctx.max_length, threads=ctx.threads
+            str(ctx.model.path),
+            device="cpu",
+            max_length=ctx.max_length,
+            threads=ctx.threads,
+            packed=packed,
         )
     else:
         out, took = ensure_onnx(ctx.model.path, int8=onnx_file != "model.onnx")
@@ -122,7 +128,10 @@ def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
     for n in wl.sizes:
         docs = wl.docs(n)
         lengths = [len(pair) for pair in rr.prepare(wl.query, docs).pairs]
-        batches = plan_batches(lengths, rr.batch_tokens, size, rr.batch_overhead_tokens)
+        packed = rr.backend.packed
+        batches = plan_batches(
+            lengths, rr.batch_tokens, size, rr.batch_overhead_tokens, packed=packed
+        )
         seconds, cpu = timed(functools.partial(rr.rerank, wl.query, docs), ctx.repeats)
         timings[n] = Timing(
             name,
@@ -130,11 +139,15 @@ def _rankgate(ctx: PeerContext, name: str, onnx_file: str | None) -> PeerRun:
             cpu,
             n,
             lengths,
-            padded_tokens(lengths, batches),
+            sum(batch_tokens([lengths[i] for i in b], packed) for b in batches),
             rr.max_length,
-            f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted, split where padding "
-            f"costs more than a pass ({rr.batch_overhead_tokens} tokens) ({rr.backend.name}, "
-            f"{rr.backend.dtype})",
+            (
+                f"packed (real tokens only), ≤{rr.batch_tokens} tokens, ≤{size} pairs a pass"
+                if packed
+                else f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted, split "
+                f"where padding costs more than a pass ({rr.batch_overhead_tokens} tokens)"
+            )
+            + f" ({rr.backend.name}, {rr.backend.dtype})",
             ctx.threads,
             {"batches": [len(b) for b in batches]},
         )
@@ -307,6 +320,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
 
 PEER_FUNCTIONS: dict[str, Callable[[PeerContext], PeerRun]] = {
     "rankgate": lambda ctx: _rankgate(ctx, "rankgate", None),
+    "rankgate-padded": lambda ctx: _rankgate(ctx, "rankgate-padded", None, packed=False),
     "rankgate-onnx": lambda ctx: _rankgate(ctx, "rankgate-onnx", "model.onnx"),
     "rankgate-int8": lambda ctx: _rankgate(ctx, "rankgate-int8", "model_int8.onnx"),
     "crossencoder": lambda ctx: _cross_encoder(ctx, "crossencoder", onnx=False),

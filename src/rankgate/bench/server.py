@@ -31,7 +31,13 @@ from rankgate.bench.load import LoadResult, run_load
 from rankgate.bench.measure import machine, timed
 from rankgate.bench.measure import versions as package_versions
 from rankgate.bench.models import default_model_dir, ensure_model, repo_root
-from rankgate.bench.workload import QUERY, make_documents, token_counter
+from rankgate.bench.workload import (
+    DEFAULT_SPREAD,
+    QUERY,
+    check_spread,
+    make_documents,
+    token_counter,
+)
 
 __all__ = ["SERVERS", "ServerOptions", "run_server_bench"]
 
@@ -49,6 +55,8 @@ class ServerOptions:
     docs: int = 8
     """Documents per request."""
     short: bool = False
+    spread: float = DEFAULT_SPREAD
+    """Document lengths within target × (1 ± spread), as in :class:`.core.CoreOptions`."""
     clients: tuple[int, ...] = (1, 8, 32)
     duration_s: float = 60.0
     """Seconds of load per concurrency level (requests in flight then are still waited for)."""
@@ -72,6 +80,7 @@ class ServerOptions:
             )
         if self.docs < 1 or not self.clients or min(self.clients) < 1 or self.duration_s <= 0:
             raise ValueError("docs, clients and duration must be positive")
+        check_spread(self.spread)
 
 
 @dataclass
@@ -183,7 +192,7 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
     torch.set_num_threads(options.threads)
     model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
     target = 60 if options.short else 280
-    pool = make_documents(POOL_DOCS, target, token_counter(model.path))
+    pool = make_documents(POOL_DOCS, target, token_counter(model.path), spread=options.spread)
     k = options.docs
     bodies = [
         {"query": QUERY, "documents": [pool[(i * k + j) % POOL_DOCS] for j in range(k)]}
@@ -194,8 +203,8 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
         f"[bold]machine[/]: {host['cpu']}; {host['usable_cores']} usable cores; threads "
         f"{options.threads} per server; load average {host['loadavg'][0]:.2f}\n"
         f"[bold]model[/]: {model.path}; [bold]requests[/]: 1 query × {k} documents of "
-        f"~{target} tokens; {options.duration_s:.0f} s per level (then in-flight requests "
-        "finish)",
+        f"~{target} tokens (±{options.spread:.0%}); {options.duration_s:.0f} s per level "
+        "(then in-flight requests finish)",
         highlight=False,
     )
     library = _library_pairs_per_s(model.path, bodies, options)

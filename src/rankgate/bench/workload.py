@@ -1,8 +1,9 @@
 """Deterministic workloads: one query and documents of a chosen token length.
 
 Documents are built from :data:`rankgate.testing.SAMPLE_TEXT` (multilingual prose), each cut to
-its own token count drawn within ±15% of the target under the model's own tokenizer, so that
-batches see realistic, uneven lengths, and every run of the benchmark sees the same texts.
+its own token count drawn uniformly within ± ``spread`` of the target under the model's own
+tokenizer (default ±15%; :data:`MIXED_SPREAD`, ±70%, is the mix of short and long chunks that a
+first stage returns from a real corpus), and every run of the benchmark sees the same texts.
 """
 
 from __future__ import annotations
@@ -12,13 +13,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEVIATION_DOCS", "QUERY", "Workload", "make_documents", "token_counter"]
+__all__ = [
+    "DEFAULT_SPREAD",
+    "DEVIATION_DOCS",
+    "MIXED_SPREAD",
+    "QUERY",
+    "Workload",
+    "check_spread",
+    "make_documents",
+    "token_counter",
+]
 
 QUERY = "How do I reset the admin password of the router?"  # 23 tokens with the model's tokenizer
+DEFAULT_SPREAD = 0.15
+MIXED_SPREAD = 0.7
+"""84-476 tokens around 280: short answers next to full chunks, every pair still within
+FlagReranker's default max_length of 512."""
 DEVIATION_DOCS = 24
 """Documents in the fixed pair set on which score deviation and rank correlation are measured."""
 
 TokenCounter = Callable[[str], int]
+
+
+def check_spread(spread: float) -> None:
+    """Raises ValueError unless ``0 <= spread < 1`` (every document keeps at least one token)."""
+    if not 0 <= spread < 1:
+        raise ValueError(f"spread must be at least 0 and below 1, not {spread}")
 
 
 def token_counter(model_dir: Path) -> TokenCounter:
@@ -34,7 +54,7 @@ def make_documents(
     target_tokens: int,
     count_tokens: TokenCounter,
     *,
-    spread: float = 0.15,
+    spread: float = DEFAULT_SPREAD,
     seed: int = 0,
 ) -> list[str]:
     """``count`` documents of about ``target_tokens`` tokens each, the same on every run.
@@ -82,20 +102,32 @@ class Workload:
     """The largest request's documents; request ``n`` takes the first ``n``."""
     deviation_documents: tuple[str, ...]
     target_tokens: int
+    spread: float = DEFAULT_SPREAD
 
     @classmethod
     def build(
-        cls, sizes: tuple[int, ...], target_tokens: int, count_tokens: TokenCounter
+        cls,
+        sizes: tuple[int, ...],
+        target_tokens: int,
+        count_tokens: TokenCounter,
+        spread: float = DEFAULT_SPREAD,
     ) -> Workload:
         """Documents for every size, and :data:`DEVIATION_DOCS` for the deviation set."""
-        docs = make_documents(max(*sizes, DEVIATION_DOCS), target_tokens, count_tokens)
+        count = max(*sizes, DEVIATION_DOCS)
+        docs = make_documents(count, target_tokens, count_tokens, spread=spread)
         return cls(
             QUERY,
             tuple(sorted(set(sizes))),
             tuple(docs[: max(sizes)]),
             tuple(docs[:DEVIATION_DOCS]),
             target_tokens,
+            spread,
         )
+
+    @property
+    def label(self) -> str:
+        """How the documents' lengths were drawn, for table titles."""
+        return f"~{self.target_tokens}-token documents, ±{self.spread:.0%}"
 
     def docs(self, n: int) -> list[str]:
         """The documents of the ``n``-document request."""

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
-from rankgate.bench.core import PEERS, CoreOptions, run_core
+from rankgate.bench.core import DEFAULT_PEERS, PEERS, CoreOptions, run_core
 from rankgate.bench.models import repo_root
 from rankgate.bench.server import SERVERS, ServerOptions, run_server_bench
+from rankgate.bench.workload import DEFAULT_SPREAD
 from rankgate.cli import common
 
 __all__ = ["bench", "bench_server"]
@@ -53,6 +54,15 @@ Tiny = Annotated[
     bool, _opt("TINY", "A 2-layer model instead of bge-reranker-v2-m3's architecture (smoke run).")
 ]
 Short = Annotated[bool, _opt("SHORT", "~60-token documents instead of ~280.")]
+Spread = Annotated[
+    float,
+    _opt(
+        "SPREAD",
+        "Document lengths drawn uniformly within target × (1 ± spread); 0.7 (84-476 tokens) "
+        "mixes short and long documents as a real first stage returns them.",
+        min=0,
+    ),
+]
 Threads = Annotated[int, _opt("THREADS", "CPU threads for every peer (and server).", min=1)]
 Out = Annotated[Path | None, _opt("OUT", "Also write the results as JSON here.")]
 
@@ -63,11 +73,12 @@ def bench(
         int, _opt("REPEATS", "Timed calls per peer and size (after 1 warm-up).", min=1)
     ] = 2,
     peers: Annotated[str, _opt("PEERS", f"Comma-separated, from {','.join(PEERS)}.")] = ",".join(
-        PEERS
+        DEFAULT_PEERS
     ),
     model_dir: ModelDir = None,
     tiny: Tiny = False,
     short: Short = False,
+    spread: Spread = DEFAULT_SPREAD,
     threads: Threads = 2,
     flag_python: Annotated[
         Path | None,
@@ -100,6 +111,7 @@ def bench(
             tiny=tiny,
             docs=_ints(docs, "--docs"),
             short=short,
+            spread=spread,
             repeats=repeats,
             peers=_names(peers, PEERS, "--peers"),
             threads=threads,
@@ -136,6 +148,7 @@ def bench_server(
     model_dir: ModelDir = None,
     tiny: Tiny = False,
     short: Short = False,
+    spread: Spread = DEFAULT_SPREAD,
     threads: Threads = 2,
     out: Out = None,
 ) -> None:
@@ -152,6 +165,7 @@ def bench_server(
             tiny=tiny,
             docs=docs,
             short=short,
+            spread=spread,
             clients=_ints(clients, "--clients"),
             duration_s=duration,
             max_requests=max_requests,

@@ -9,24 +9,37 @@ import numpy as np
 from rankgate.backends.base import Backend, EncodedPair
 from rankgate.errors import DeviceOutOfMemoryError, NonFiniteScoreError
 
-__all__ = ["plan_batches", "score_pairs"]
+__all__ = ["batch_tokens", "plan_batches", "score_pairs"]
 
 Progress = Callable[[int, int], None]
 ForwardObserver = Callable[[int, int, int], None]
-"""Called after each forward pass with (pairs, real tokens, padded tokens computed)."""
+"""Called after each forward pass with (pairs, real tokens, tokens computed, padding included)."""
+
+
+def batch_tokens(lengths: Sequence[int], packed: bool) -> int:
+    """Tokens a forward pass computes for pairs of these lengths: their sum when the backend
+    packs them, else the batch padded to its longest pair."""
+    return sum(lengths) if packed else len(lengths) * max(lengths, default=0)
 
 
 def plan_batches(
-    lengths: Sequence[int], max_tokens: int, max_size: int, overhead_tokens: int = 0
+    lengths: Sequence[int],
+    max_tokens: int,
+    max_size: int,
+    overhead_tokens: int = 0,
+    *,
+    packed: bool = False,
 ) -> list[list[int]]:
     """Group indices into batches that waste little, longest first.
 
     Pairs are sorted by length (longest first, as FlagEmbedding does, so an out-of-memory shows
-    up at once) and cut into contiguous batches that minimise the padded tokens computed plus
+    up at once) and cut into contiguous batches that minimise the tokens computed plus
     ``overhead_tokens`` per forward pass: the cost of one more pass (smaller matrix products,
     per-call work) expressed in tokens. A large overhead gives few full batches; a small one
-    splits where lengths jump, so little padding is computed. A batch holds at most
-    ``max_size`` pairs and ``max_tokens`` padded tokens, except that a single pair always fits.
+    splits where lengths jump, so little padding is computed. With ``packed`` (a backend that
+    computes real tokens only) there is no padding, and the fewest passes win. A batch holds at
+    most ``max_size`` pairs and ``max_tokens`` computed tokens, except that a single pair
+    always fits.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     size_sorted = [lengths[i] for i in order]
@@ -35,11 +48,14 @@ def plan_batches(
     best = [0.0] + [float("inf")] * n
     start = [0] * (n + 1)
     for end in range(1, n + 1):
+        real = 0
         for first in range(end - 1, max(-1, end - 1 - max_size), -1):
-            size, width = end - first, size_sorted[first]
-            if size > 1 and size * width > max_tokens:
-                break  # moving ``first`` back only widens and grows the batch
-            cost = best[first] + size * width + overhead_tokens
+            real += size_sorted[first]
+            size = end - first
+            computed = real if packed else size * size_sorted[first]
+            if size > 1 and computed > max_tokens:
+                break  # moving ``first`` back only grows the batch
+            cost = best[first] + computed + overhead_tokens
             if cost < best[end]:
                 best[end], start[end] = cost, first
     batches: list[list[int]] = []
@@ -78,13 +94,16 @@ def score_pairs(
     """
     logits = np.empty(len(pairs), dtype=np.float32)
     done = 0
-    for batch in plan_batches([len(p) for p in pairs], max_tokens, max_size, overhead_tokens):
+    packed = backend.packed
+    lengths = [len(p) for p in pairs]
+    plan = plan_batches(lengths, max_tokens, max_size, overhead_tokens, packed=packed)
+    for batch in plan:
         chosen = [pairs[i] for i in batch]
         logits[batch] = _forward(backend, chosen)
         done += len(batch)
         if on_forward is not None:
-            lengths = [len(p) for p in chosen]
-            on_forward(len(chosen), sum(lengths), len(chosen) * max(lengths))
+            sizes = [lengths[i] for i in batch]
+            on_forward(len(chosen), sum(sizes), batch_tokens(sizes, packed))
         if progress is not None:
             progress(done, len(pairs))
     bad = int(np.count_nonzero(~np.isfinite(logits)))

@@ -1,0 +1,172 @@
+"""Unpadded ("packed") forward passes for BERT-family cross-encoders (XLM-RoBERTa, RoBERTa, BERT).
+
+The stock transformers forward takes a padded ``(batch, width)`` block: every pair is padded to
+the longest, and every padded token goes through every layer. Here the real tokens of all pairs
+are concatenated into one ``(tokens, hidden)`` matrix, so each linear layer is a single large
+matrix product over real tokens only, and attention runs per pair on its own tokens (CUDA: one
+variable-length flash-attention call; elsewhere: scaled-dot-product attention pair by pair). The
+last layer computes only what the classification head reads, the first (``<s>``/``[CLS]``)
+token of each pair: its keys and values still come from every token, but its queries, attention
+output and feed-forward block run on one row a pair. That is the same arithmetic as the stock
+forward (TEI's own BERT implementation does the same), checked against it when the model loads
+(:func:`verify`), and used only where that check passes.
+
+The layers are the model's own modules, called in the order their ``forward`` calls them, so the
+weights, activation and layer-norm epsilon are the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rankgate.backends.base import EncodedPair
+
+__all__ = ["PackedEncoder", "packed_encoder"]
+
+log = logging.getLogger(__name__)
+
+_FAMILIES = {"xlm-roberta", "roberta", "camembert", "bert"}
+
+
+class PackedEncoder:
+    """Runs a loaded ``*ForSequenceClassification`` model on packed pairs."""
+
+    def __init__(self, model: Any, torch: Any) -> None:
+        self._torch = torch
+        self._model = model
+        self._base = model.base_model
+        self._layers = list(self._base.encoder.layer)
+        self._embeddings = self._base.embeddings
+        config = model.config
+        self._heads = int(config.num_attention_heads)
+        self._head_dim = int(config.hidden_size) // self._heads
+        self._pad = int(config.pad_token_id or 0)
+        # RoBERTa-family positions start after the padding index and skip padding tokens.
+        self._roberta_positions = hasattr(self._embeddings, "create_position_ids_from_input_ids")
+        self._varlen: Any = None
+        if str(next(model.parameters()).device).startswith("cuda"):
+            try:
+                from torch.nn.attention.varlen import varlen_attn
+
+                self._varlen = varlen_attn
+            except ImportError:  # older torch: per-pair attention on CUDA too
+                self._varlen = None
+
+    def forward(self, pairs: Sequence[EncodedPair]) -> Any:
+        """One raw logit per pair, as a ``(len(pairs),)`` tensor on the model's device."""
+        torch = self._torch
+        device = next(self._model.parameters()).device
+        lengths = [len(p) for p in pairs]
+        ids = torch.from_numpy(np.fromiter(_chain(p.input_ids for p in pairs), np.int64))
+        positions = self._positions(ids, lengths)
+        types = None
+        if pairs[0].token_type_ids is not None:
+            types = torch.from_numpy(
+                np.fromiter(_chain(p.token_type_ids or () for p in pairs), np.int64)
+            )
+        else:
+            types = torch.zeros_like(ids)
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        hidden = self._embeddings(
+            input_ids=ids.to(device)[None],
+            position_ids=positions.to(device)[None],
+            token_type_ids=types.to(device)[None],
+        )[0]
+        bounds = [(int(a), int(b)) for a, b in itertools.pairwise(starts)]
+        cu = torch.from_numpy(starts).to(device=device, dtype=torch.int32)
+        first = torch.from_numpy(starts[:-1]).to(device)
+        for layer in self._layers[:-1]:
+            hidden = self._layer(layer, hidden, hidden, bounds, cu, max(lengths), None)
+        # The last layer: keys and values of every token, everything else on the first tokens.
+        cls = self._layer(self._layers[-1], hidden, hidden[first], bounds, cu, max(lengths), first)
+        return self._head(cls[:, None, :])
+
+    def _positions(self, ids: Any, lengths: list[int]) -> Any:
+        torch = self._torch
+        if not self._roberta_positions:
+            return torch.cat([torch.arange(n) for n in lengths])
+        make = self._embeddings.create_position_ids_from_input_ids
+        return torch.cat([make(part[None], self._pad)[0] for part in ids.split(lengths)])
+
+    def _layer(
+        self,
+        layer: Any,
+        hidden: Any,
+        rows: Any,
+        bounds: list[tuple[int, int]],
+        cu: Any,
+        longest: int,
+        first: Any,
+    ) -> Any:
+        """One encoder layer; ``rows`` are the hidden states whose outputs are wanted (all of
+        them, or with ``first`` given, the first token of each pair)."""
+        attn = layer.attention
+        q = attn.self.query(rows)
+        k = attn.self.key(hidden)
+        v = attn.self.value(hidden)
+        context = self._attention(q, k, v, bounds, cu, longest, first is not None)
+        mid = attn.output.LayerNorm(attn.output.dense(context) + rows)
+        inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(mid))
+        return layer.output.LayerNorm(layer.output.dense(inner) + mid)
+
+    def _attention(
+        self,
+        q: Any,
+        k: Any,
+        v: Any,
+        bounds: list[tuple[int, int]],
+        cu: Any,
+        longest: int,
+        one_query: bool,
+    ) -> Any:
+        torch = self._torch
+        h, d = self._heads, self._head_dim
+        q, k, v = (t.view(t.shape[0], h, d) for t in (q, k, v))
+        if self._varlen is not None and not one_query:
+            out = self._varlen(q, k, v, cu, cu, longest, longest)
+            return out.reshape(out.shape[0], h * d)
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        out = torch.empty_like(q)
+        for i, (a, b) in enumerate(bounds):
+            qi = q[i : i + 1] if one_query else q[a:b]
+            out_rows = out[i : i + 1] if one_query else out[a:b]
+            got = sdpa(
+                qi.transpose(0, 1)[None], k[a:b].transpose(0, 1)[None], v[a:b].transpose(0, 1)[None]
+            )
+            out_rows.copy_(got[0].transpose(0, 1))
+        return out.view(out.shape[0], h * d)
+
+    def _head(self, features: Any) -> Any:
+        model = self._model
+        pooler = getattr(self._base, "pooler", None)
+        if pooler is not None:  # BERT: pooler (dense + tanh on the first token), then a Linear
+            return model.classifier(pooler(features))[:, 0]
+        return model.classifier(features)[:, 0]  # RoBERTa family: the head takes features[:, 0]
+
+
+def _chain(parts: Any) -> Any:
+    for part in parts:
+        yield from part
+
+
+def packed_encoder(model: Any, torch: Any) -> PackedEncoder | None:
+    """A :class:`PackedEncoder` for ``model`` if it is of a family whose layers it knows."""
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in _FAMILIES or getattr(model.config, "is_decoder", False):
+        return None
+    base: Any = getattr(model, "base_model", None)
+    try:
+        layer = base.encoder.layer[0]
+        _ = (layer.attention.self.query, layer.attention.output.LayerNorm)
+        _ = (layer.intermediate.intermediate_act_fn, layer.output.LayerNorm, base.embeddings)
+        _ = model.classifier
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if getattr(model.config, "position_embedding_type", "absolute") != "absolute":
+        return None
+    return PackedEncoder(model, torch)
