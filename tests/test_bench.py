@@ -16,7 +16,7 @@ from rankgate.bench.load import check_loopback, run_load
 from rankgate.bench.measure import deviation, padded_tokens, request_flops, spearman
 from rankgate.bench.models import ensure_model
 from rankgate.bench.server import ServerOptions, run_server_bench
-from rankgate.bench.workload import make_documents
+from rankgate.bench.workload import MIXED_SPREAD, make_documents
 from rankgate.cli.bench import bench
 from rankgate.server import ServerSettings, create_app
 from rankgate.testing import KeywordBackend
@@ -33,7 +33,7 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     app = typer.Typer()
     app.command()(bench)
     out = tmp_path / "results.json"
-    peers = "rankgate,rankgate-onnx,rankgate-int8,crossencoder,flag"
+    peers = "rankgate,rankgate-padded,rankgate-onnx,rankgate-int8,crossencoder,flag"
     args = ["--tiny", "--model-dir", str(bench_model), "--docs", "2,4", "--repeats", "1"]
     args += ["--peers", peers, "--out", str(out), "--flag-python", str(tmp_path / "missing")]
     result = CliRunner().invoke(app, args, terminal_width=200)
@@ -46,7 +46,17 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     assert report["peak_gflops"] > 0 and report["skipped"].keys() == {"flag"}
     assert [w["docs"] for w in report["workloads"]] == [2, 4]
     rows = {r["name"]: r for r in report["workloads"][1]["results"]}
-    assert list(rows) == ["rankgate", "rankgate-onnx", "rankgate-int8", "crossencoder"]
+    assert list(rows) == [
+        "rankgate",
+        "rankgate-padded",
+        "rankgate-onnx",
+        "rankgate-int8",
+        "crossencoder",
+    ]
+    assert rows["rankgate"]["real_share"] == 1.0  # packed: no padded token is computed
+    assert "packed" in rows["rankgate"]["batching"]
+    assert "padded" in rows["rankgate-padded"]["batching"]
+    assert report["deviation"]["rankgate-padded"]["relative"] < 1e-4  # the same function
     for row in rows.values():
         assert row["pairs"] == 4 and len(row["seconds"]) == 1 and row["pairs_per_s"] > 0
         assert row["model_gflops"] > 0 and 0 < row["real_share"] <= 1
@@ -148,3 +158,14 @@ def test_yardsticks() -> None:
     assert make_documents(2, 30, lambda t: len(t.split())) == docs[:2]  # sizes share a prefix
     with pytest.raises(ValueError):
         ServerOptions(servers=("rankgate", "tei"))
+
+
+def test_spread_draws_document_lengths_around_the_target() -> None:
+    words = lambda t: len(t.split())  # noqa: E731
+    narrow = [words(d) for d in make_documents(40, 100, words)]
+    mixed = [words(d) for d in make_documents(40, 100, words, spread=MIXED_SPREAD)]
+    assert min(narrow) >= 85 and max(narrow) <= 115
+    assert 30 <= min(mixed) < 60 and 140 < max(mixed) <= 170  # short and long side by side
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="spread"):
+            ServerOptions(spread=bad)

@@ -127,8 +127,10 @@ class PackedEncoder:
         torch = self._torch
         h, d = self._heads, self._head_dim
         q, k, v = (t.view(t.shape[0], h, d) for t in (q, k, v))
-        if self._varlen is not None and not one_query:
-            out = self._varlen(q, k, v, cu, cu, longest, longest)
+        if self._varlen is not None:  # one kernel call for all pairs
+            cu_q = torch.arange(len(bounds) + 1, device=cu.device, dtype=cu.dtype)
+            cu_q, longest_q = (cu_q, 1) if one_query else (cu, longest)
+            out = self._varlen(q, k, v, cu_q, cu, longest_q, longest)
             return out.reshape(out.shape[0], h * d)
         sdpa = torch.nn.functional.scaled_dot_product_attention
         out = torch.empty_like(q)

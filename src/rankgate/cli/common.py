@@ -120,7 +120,8 @@ BatchTokens = Annotated[
     typer.Option(
         envvar="RANKGATE_BATCH_TOKENS",
         rich_help_panel=_PANEL,
-        help="Padded tokens per forward pass. Default: 16384 on CUDA, 4096 otherwise.",
+        help="Tokens computed per forward pass, padding included. Default: 16384 on CUDA, "
+        "4096 otherwise.",
         show_default=False,
     ),
 ]
