@@ -82,7 +82,7 @@ def _bert() -> torch.nn.Module:
     return BertForSequenceClassification(config).eval()
 
 
-def test_bert_with_segment_ids_and_pooler(tmp_path: Path) -> None:
+def test_bert_with_segment_ids_and_pooler() -> None:
     model = _bert()
     encoder = packed_encoder(model, torch)
     assert isinstance(encoder, PackedEncoder)

@@ -9,7 +9,7 @@ last layer computes only what the classification head reads, the first (``<s>``/
 token of each pair: its keys and values still come from every token, but its queries, attention
 output and feed-forward block run on one row a pair. That is the same arithmetic as the stock
 forward (TEI's own BERT implementation does the same), checked against it when the model loads
-(:func:`verify`), and used only where that check passes.
+(``TorchBackend`` compares the two on probe pairs), and used only where that check passes.
 
 The layers are the model's own modules, called in the order their ``forward`` calls them, so the
 weights, activation and layer-norm epsilon are the checkpoint's.
@@ -18,7 +18,6 @@ weights, activation and layer-norm epsilon are the checkpoint's.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,8 +26,6 @@ import numpy as np
 from rankgate.backends.base import EncodedPair
 
 __all__ = ["PackedEncoder", "packed_encoder"]
-
-log = logging.getLogger(__name__)
 
 _FAMILIES = {"xlm-roberta", "roberta", "camembert", "bert"}
 
@@ -39,6 +36,7 @@ class PackedEncoder:
     def __init__(self, model: Any, torch: Any) -> None:
         self._torch = torch
         self._model = model
+        self._device = next(model.parameters()).device
         self._base = model.base_model
         self._layers = list(self._base.encoder.layer)
         self._embeddings = self._base.embeddings
@@ -49,26 +47,23 @@ class PackedEncoder:
         # RoBERTa-family positions start after the padding index and skip padding tokens.
         self._roberta_positions = hasattr(self._embeddings, "create_position_ids_from_input_ids")
         self._varlen: Any = None
-        if str(next(model.parameters()).device).startswith("cuda"):
+        if self._device.type == "cuda":
             try:
                 from torch.nn.attention.varlen import varlen_attn
 
                 self._varlen = varlen_attn
             except ImportError:  # older torch: per-pair attention on CUDA too
-                self._varlen = None
+                pass
 
     def forward(self, pairs: Sequence[EncodedPair]) -> Any:
         """One raw logit per pair, as a ``(len(pairs),)`` tensor on the model's device."""
-        torch = self._torch
-        device = next(self._model.parameters()).device
+        torch, device = self._torch, self._device
         lengths = [len(p) for p in pairs]
-        ids = torch.from_numpy(np.fromiter(_chain(p.input_ids for p in pairs), np.int64))
+        longest = max(lengths)
+        ids = torch.from_numpy(_concat(p.input_ids for p in pairs))
         positions = self._positions(ids, lengths)
-        types = None
         if pairs[0].token_type_ids is not None:
-            types = torch.from_numpy(
-                np.fromiter(_chain(p.token_type_ids or () for p in pairs), np.int64)
-            )
+            types = torch.from_numpy(_concat(p.token_type_ids or () for p in pairs))
         else:
             types = torch.zeros_like(ids)
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -81,9 +76,10 @@ class PackedEncoder:
         cu = torch.from_numpy(starts).to(device=device, dtype=torch.int32)
         first = torch.from_numpy(starts[:-1]).to(device)
         for layer in self._layers[:-1]:
-            hidden = self._layer(layer, hidden, hidden, bounds, cu, max(lengths), None)
+            hidden = self._layer(layer, hidden, hidden, bounds, cu, longest, one_query=False)
         # The last layer: keys and values of every token, everything else on the first tokens.
-        cls = self._layer(self._layers[-1], hidden, hidden[first], bounds, cu, max(lengths), first)
+        last = self._layers[-1]
+        cls = self._layer(last, hidden, hidden[first], bounds, cu, longest, one_query=True)
         return self._head(cls[:, None, :])
 
     def _positions(self, ids: Any, lengths: list[int]) -> Any:
@@ -101,15 +97,16 @@ class PackedEncoder:
         bounds: list[tuple[int, int]],
         cu: Any,
         longest: int,
-        first: Any,
+        *,
+        one_query: bool,
     ) -> Any:
         """One encoder layer; ``rows`` are the hidden states whose outputs are wanted (all of
-        them, or with ``first`` given, the first token of each pair)."""
+        them, or with ``one_query``, the first token of each pair)."""
         attn = layer.attention
         q = attn.self.query(rows)
         k = attn.self.key(hidden)
         v = attn.self.value(hidden)
-        context = self._attention(q, k, v, bounds, cu, longest, first is not None)
+        context = self._attention(q, k, v, bounds, cu, longest, one_query)
         mid = attn.output.LayerNorm(attn.output.dense(context) + rows)
         inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(mid))
         return layer.output.LayerNorm(layer.output.dense(inner) + mid)
@@ -151,9 +148,9 @@ class PackedEncoder:
         return model.classifier(features)[:, 0]  # RoBERTa family: the head takes features[:, 0]
 
 
-def _chain(parts: Any) -> Any:
-    for part in parts:
-        yield from part
+def _concat(parts: Any) -> np.ndarray:
+    """Token ids of all pairs, end to end, as one int64 array."""
+    return np.fromiter(itertools.chain.from_iterable(parts), np.int64)
 
 
 def packed_encoder(model: Any, torch: Any) -> PackedEncoder | None:

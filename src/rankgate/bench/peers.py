@@ -123,14 +123,14 @@ def _rankgate(
             threads=ctx.threads,
         )
     size = rr.settings.max_batch_size
+    is_packed = rr.backend.packed  # what the backend does, whatever was asked
     wl = ctx.workload
     timings = {}
     for n in wl.sizes:
         docs = wl.docs(n)
         lengths = [len(pair) for pair in rr.prepare(wl.query, docs).pairs]
-        packed = rr.backend.packed
         batches = plan_batches(
-            lengths, rr.batch_tokens, size, rr.batch_overhead_tokens, packed=packed
+            lengths, rr.batch_tokens, size, rr.batch_overhead_tokens, packed=is_packed
         )
         seconds, cpu = timed(functools.partial(rr.rerank, wl.query, docs), ctx.repeats)
         timings[n] = Timing(
@@ -139,11 +139,11 @@ def _rankgate(
             cpu,
             n,
             lengths,
-            sum(batch_tokens([lengths[i] for i in b], packed) for b in batches),
+            sum(batch_tokens([lengths[i] for i in b], is_packed) for b in batches),
             rr.max_length,
             (
                 f"packed (real tokens only), ≤{rr.batch_tokens} tokens, ≤{size} pairs a pass"
-                if packed
+                if is_packed
                 else f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted, split "
                 f"where padding costs more than a pass ({rr.batch_overhead_tokens} tokens)"
             )
