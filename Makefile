@@ -62,8 +62,12 @@ demo: setup ## Rerank examples/router.jsonl on the command line (MODEL=...)
 infinity-env: ## Build .venv-infinity: infinity-emb, the peer server of make bench-server
 	bash scripts/setup-infinity-env.sh
 
+.PHONY: st-onnx-env
+st-onnx-env: ## Build .venv-st-onnx: sentence-transformers on ONNX, the crossencoder-onnx peer
+	bash scripts/setup-st-onnx-env.sh
+
 .PHONY: bench
-bench: setup flag-env ## Library benchmark: rankgate (torch/ONNX/int8) vs FlagReranker vs CrossEncoder
+bench: setup flag-env st-onnx-env ## Library benchmark: rankgate (torch/ONNX/int8) vs FlagReranker vs CrossEncoder
 	$(BIN)/python benchmarks/bench_core.py
 
 .PHONY: bench-server

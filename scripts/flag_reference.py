@@ -23,7 +23,9 @@ Run under the reference env (scripts/setup-flag-env.sh):
     per-pair ids FlagEmbedding feeds the model (before sorting/padding).
 
 Optional request keys: "query_max_length" (default: max_length * 3 // 4 inside
-FlagEmbedding), "threads" (torch.set_num_threads).
+FlagEmbedding), "threads" (torch.set_num_threads), "device" (default "cpu"; e.g.
+"cuda:0") and "use_fp16" (FlagReranker's own switch; ignored by it on the CPU).
+The --bench reply also says the "dtype" the model ran in.
 
 The model dir's tokenizer_config.json must say
 "tokenizer_class": "XLMRobertaTokenizerFast" (a transformers-5 save says
@@ -54,8 +56,9 @@ def _load(req: dict):
     from FlagEmbedding import FlagReranker
 
     kwargs = {
-        "use_fp16": False,  # also forced off by FlagEmbedding when device == "cpu"
-        "devices": "cpu",  # one device -> no multiprocessing pool
+        # FlagEmbedding forces fp16 off on the CPU itself; on a GPU the caller asks for it.
+        "use_fp16": bool(req.get("use_fp16", False)),
+        "devices": str(req.get("device", "cpu")),  # one device -> no multiprocessing pool
         "max_length": int(req.get("max_length", 512)),
         "normalize": bool(req.get("normalize", False)),
     }
@@ -118,6 +121,7 @@ def _bench_facts(reranker, pairs) -> dict:
         "batch_size": int(reranker.batch_size),
         "max_length": int(reranker.max_length),
         "threads": torch.get_num_threads(),
+        "dtype": str(next(reranker.model.parameters()).dtype).removeprefix("torch."),
         "attn_implementation": getattr(reranker.model.config, "_attn_implementation", None),
         "versions": {name: version(name) for name in ("FlagEmbedding", "transformers", "torch")},
     }

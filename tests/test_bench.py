@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,19 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from rankgate import Reranker
+from rankgate.bench.core import DEFAULT_GPU_PEERS, DEFAULT_PEERS, CoreOptions, run_core
 from rankgate.bench.load import check_loopback, run_load
-from rankgate.bench.measure import deviation, padded_tokens, request_flops, spearman
+from rankgate.bench.measure import (
+    deviation,
+    machine,
+    padded_tokens,
+    peak_label,
+    request_flops,
+    spearman,
+)
 from rankgate.bench.models import ensure_model
 from rankgate.bench.server import ServerOptions, run_server_bench
-from rankgate.bench.workload import MIXED_SPREAD, make_documents
+from rankgate.bench.workload import DEFAULT_SPREAD, NARROW_SPREAD, make_documents
 from rankgate.cli.bench import bench
 from rankgate.server import ServerSettings, create_app
 from rankgate.testing import KeywordBackend
@@ -33,7 +42,7 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     app = typer.Typer()
     app.command()(bench)
     out = tmp_path / "results.json"
-    peers = "rankgate,rankgate-padded,rankgate-onnx,rankgate-int8,crossencoder,flag"
+    peers = "rankgate,rankgate-padded,rankgate-packed,rankgate-onnx,rankgate-int8,crossencoder,flag"
     args = ["--tiny", "--model-dir", str(bench_model), "--docs", "2,4", "--repeats", "1"]
     args += ["--peers", peers, "--out", str(out), "--flag-python", str(tmp_path / "missing")]
     result = CliRunner().invoke(app, args, terminal_width=200)
@@ -49,6 +58,7 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     assert list(rows) == [
         "rankgate",
         "rankgate-padded",
+        "rankgate-packed",
         "rankgate-onnx",
         "rankgate-int8",
         "crossencoder",
@@ -57,6 +67,10 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     assert "packed" in rows["rankgate"]["batching"]
     assert "padded" in rows["rankgate-padded"]["batching"]
     assert report["deviation"]["rankgate-padded"]["relative"] < 1e-4  # the same function
+    assert report["deviation"]["rankgate-packed"]["relative"] < 1e-4
+    assert rows["rankgate-packed"]["real_share"] == 1.0
+    assert report["device"] == "cpu" and "fp32 peak" in report["peak_kind"]
+    assert all("float32" in rows[name]["batching"] for name in ("rankgate", "crossencoder"))
     for row in rows.values():
         assert row["pairs"] == 4 and len(row["seconds"]) == 1 and row["pairs_per_s"] > 0
         assert row["model_gflops"] > 0 and 0 < row["real_share"] <= 1
@@ -68,6 +82,64 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     assert dev["rankgate-onnx"]["relative"] < 1e-3 and dev["rankgate-onnx"]["spearman"] > 0.99
     assert dev["rankgate-int8"]["max_abs"] >= 0 and -1 <= dev["rankgate-int8"]["spearman"] <= 1
     assert (bench_model.parent / "tiny-xlmr-onnx" / "model_int8.onnx").is_file()  # cached
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+def test_bench_runs_flag_reranker_in_its_own_environment(bench_model: Path, tmp_path: Path) -> None:
+    flag_python = Path(__file__).resolve().parents[1] / ".venv-flag" / "bin" / "python"
+    if not flag_python.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the FlagEmbedding environment is missing; run scripts/setup-flag-env.sh")
+        pytest.skip("no .venv-flag (scripts/setup-flag-env.sh builds it)")
+    out = tmp_path / "results.json"
+    options = CoreOptions(
+        model_dir=bench_model,
+        tiny=True,
+        docs=(3,),
+        repeats=1,
+        peers=("rankgate", "flag"),
+        flag_python=flag_python,
+        out=out,
+    )
+    report = run_core(options, Console(file=io.StringIO(), width=200))
+    assert not report["skipped"]
+    rows = {r["name"]: r for r in report["workloads"][0]["results"]}
+    flag = rows["flag"]
+    assert flag["x_flag"] == pytest.approx(1.0) and flag["pairs_per_s"] > 0
+    assert "OOM probe" in flag["batching"] and "(float32)" in flag["batching"]
+    assert flag["lengths"] == rows["rankgate"]["lengths"]  # the same pairs, the same tokens
+    # its first batch runs twice (the OOM probe), so it computes every pair of a small request twice
+    assert flag["computed_tokens"] == 2 * max(flag["lengths"]) * 3
+    assert "FlagEmbedding 1.4.2" in report["notes"]["flag"]
+
+
+def test_bench_device_choice() -> None:
+    assert CoreOptions().peer_names == DEFAULT_PEERS
+    assert "rankgate-padded" not in DEFAULT_PEERS and "rankgate-packed" not in DEFAULT_PEERS
+    gpu = CoreOptions(device="cuda:1")
+    assert gpu.peer_names == DEFAULT_GPU_PEERS and "rankgate-packed" in gpu.peer_names
+    assert CoreOptions(device="cuda", peers=("flag",)).peer_names == ("flag",)
+    for bad in ("gpu", "cudaa", "tpu:0"):
+        with pytest.raises(ValueError, match="device must be"):
+            CoreOptions(device=bad)
+    assert "fp16" in peak_label("cuda") and "fp32" in peak_label("cpu")
+    assert "gpu" not in machine("cpu")
+
+
+def test_bench_on_a_missing_gpu_says_so_before_building_anything(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    app = typer.Typer()
+    app.command()(bench)
+    args = ["--tiny", "--model-dir", str(tmp_path), "--device"]
+    result = CliRunner().invoke(app, [*args, "cuda"])
+    assert result.exit_code == 2 and "sees no CUDA device" in result.output
+    result = CliRunner().invoke(app, [*args, "gpu"])
+    assert result.exit_code == 2 and "cpu, cuda or cuda:N" in result.output
+    assert not any(tmp_path.iterdir())
 
 
 def test_bench_rejects_an_unknown_peer(tmp_path: Path) -> None:
@@ -162,8 +234,9 @@ def test_yardsticks() -> None:
 
 def test_spread_draws_document_lengths_around_the_target() -> None:
     words = lambda t: len(t.split())  # noqa: E731
-    narrow = [words(d) for d in make_documents(40, 100, words)]
-    mixed = [words(d) for d in make_documents(40, 100, words, spread=MIXED_SPREAD)]
+    narrow = [words(d) for d in make_documents(40, 100, words, spread=NARROW_SPREAD)]
+    mixed = [words(d) for d in make_documents(40, 100, words)]
+    assert mixed == [words(d) for d in make_documents(40, 100, words, spread=DEFAULT_SPREAD)]
     assert min(narrow) >= 85 and max(narrow) <= 115
     assert 30 <= min(mixed) < 60 and 140 < max(mixed) <= 170  # short and long side by side
     for bad in (-0.1, 1.0):

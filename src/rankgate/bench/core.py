@@ -18,16 +18,28 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from rankgate.bench.measure import Deviation, deviation, machine, matmul_peak, request_flops
+from rankgate.bench.measure import (
+    Deviation,
+    deviation,
+    machine,
+    matmul_peak,
+    peak_label,
+    request_flops,
+)
 from rankgate.bench.measure import versions as package_versions
 from rankgate.bench.models import BuiltModel, default_model_dir, ensure_model, repo_root
 from rankgate.bench.peers import PEER_FUNCTIONS, PeerContext, PeerRun, PeerSkipped, Timing
 from rankgate.bench.workload import DEFAULT_SPREAD, Workload, check_spread, token_counter
+from rankgate.errors import ConfigError
 
-__all__ = ["DEFAULT_PEERS", "PEERS", "CoreOptions", "run_core"]
+__all__ = ["DEFAULT_GPU_PEERS", "DEFAULT_PEERS", "PEERS", "CoreOptions", "run_core"]
 
 PEERS = tuple(PEER_FUNCTIONS)
-DEFAULT_PEERS = tuple(p for p in PEERS if p != "rankgate-padded")  # an A/B, opt-in
+AB_PEERS = ("rankgate-padded", "rankgate-packed")  # rankgate with packing forced off / on
+DEFAULT_PEERS = tuple(p for p in PEERS if p not in AB_PEERS)
+"""On the CPU: every peer but the A/B ones (packing is the CPU default)."""
+DEFAULT_GPU_PEERS = ("rankgate", "rankgate-packed", "crossencoder", "flag")
+"""On a GPU: the fp16 peers, and packing (off by default on CUDA) as an A/B."""
 REFERENCE = "rankgate"  # the exact fp32 path: the others' scores are compared with it
 FLAG, CROSS = "flag", "crossencoder"
 
@@ -42,20 +54,28 @@ class CoreOptions:
     docs: tuple[int, ...] = (10, 50)
     short: bool = False
     spread: float = DEFAULT_SPREAD
-    """Document lengths drawn within target × (1 ± spread); :data:`.workload.MIXED_SPREAD` mixes
-    short and long documents as a real first stage does."""
+    """Document lengths drawn within target × (1 ± spread); the default, 0.7, mixes short and
+    long documents as a real first stage does; :data:`.workload.NARROW_SPREAD` is ±15%."""
     repeats: int = 2
-    peers: tuple[str, ...] = DEFAULT_PEERS
+    peers: tuple[str, ...] | None = None
+    """None: :data:`DEFAULT_PEERS` on the CPU, :data:`DEFAULT_GPU_PEERS` on a GPU."""
     threads: int = 2
+    device: str = "cpu"
+    """``cpu`` (fp32) or ``cuda`` / ``cuda:N`` (fp16, against the card's fp16 matmul peak)."""
     flag_python: Path = field(default_factory=lambda: repo_root() / ".venv-flag/bin/python")
     flag_script: Path = field(default_factory=lambda: repo_root() / "scripts/flag_reference.py")
-    st_onnx_python: Path = field(default_factory=lambda: repo_root() / ".venv-flag/bin/python")
+    st_onnx_python: Path = field(default_factory=lambda: repo_root() / ".venv-st-onnx/bin/python")
     """Where ``crossencoder-onnx`` runs when this environment lacks optimum-onnx."""
     peak_seconds: float = 2.0
     out: Path | None = None
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.peers if p not in PEER_FUNCTIONS]
+        if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, not {self.device!r}")
+        if self.peers is None:
+            chosen = DEFAULT_GPU_PEERS if self.device.startswith("cuda") else DEFAULT_PEERS
+            object.__setattr__(self, "peers", chosen)
+        unknown = [p for p in self.peer_names if p not in PEER_FUNCTIONS]
         if unknown:
             raise ValueError(
                 f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}"
@@ -63,6 +83,11 @@ class CoreOptions:
         if not self.docs or min(self.docs) < 1 or self.repeats < 1 or self.threads < 1:
             raise ValueError("docs, repeats and threads must be positive")
         check_spread(self.spread)
+
+    @property
+    def peer_names(self) -> tuple[str, ...]:
+        """The peers to run (the device's defaults when none were named)."""
+        return self.peers or ()
 
 
 def _quiet() -> None:
@@ -80,7 +105,8 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     """Run the library benchmark, print its tables, and return (and optionally save) the report.
 
     Raises:
-        ValueError: bad options. MissingDependencyError: torch or transformers is missing.
+        ConfigError: a CUDA device asked for where torch sees none. MissingDependencyError:
+        torch or transformers is missing.
     """
     import torch
 
@@ -88,12 +114,16 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     started = time.perf_counter()
     _quiet()
     torch.set_num_threads(options.threads)
+    if options.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {options.device}: this torch sees no CUDA device")
     model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
     count = token_counter(model.path)
     target = 60 if options.short else 280
     workload = Workload.build(tuple(options.docs), target, count, options.spread)
-    host, vers, peak = machine(), package_versions(), matmul_peak(options.peak_seconds)
-    _print_header(console, model, host, vers, peak)
+    device = options.device
+    host, vers = machine(device), package_versions()
+    peak = matmul_peak(options.peak_seconds, device=device)
+    _print_header(console, model, host, vers, peak, device)
 
     ctx = PeerContext(
         model,
@@ -103,10 +133,11 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         options.flag_python,
         options.flag_script,
         options.st_onnx_python,
+        device,
     )
     runs: dict[str, PeerRun] = {}
     skipped: dict[str, str] = {}
-    for name in options.peers:
+    for name in options.peer_names:
         try:
             runs[name] = PEER_FUNCTIONS[name](ctx)
         except PeerSkipped as exc:
@@ -123,6 +154,8 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     report: dict[str, Any] = {
         "machine": host,
         "versions": vers,
+        "device": device,
+        "peak_kind": peak_label(device),
         "peak_gflops_start": peak,
         "model_dir": str(model.path),
         "tiny": options.tiny,
@@ -139,9 +172,10 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     }
     # Measured again after the peers: the higher of the two is the peak, so that load from
     # other processes at the start does not flatter every %peak.
-    peak_end = matmul_peak(options.peak_seconds)
+    peak_end = matmul_peak(options.peak_seconds, device=device)
     console.print(
-        f"\n[bold]fp32 peak[/] again after the peers: {peak_end:.1f} GFLOP/s; %peak below uses "
+        f"\n[bold]{peak_label(device).split(' (')[0]}[/] again after the peers: "
+        f"{peak_end:.1f} GFLOP/s; %peak below uses "
         f"{max(peak, peak_end):.1f}",
         highlight=False,
     )
@@ -153,7 +187,8 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
             continue
         doc_tokens = [count(d) for d in workload.docs(n)]
         console.print()
-        console.print(_table(n, timings, model.config, peak, label, deviations))
+        title = label if device == "cpu" else f"{label}, fp16 on {host['gpu']['name']}"
+        console.print(_table(n, timings, model.config, peak, title, deviations))
         console.print(_token_facts(timings, doc_tokens))
         report["workloads"].append(_workload_record(timings, model.config, doc_tokens))
     _print_footer(console, runs, skipped, deviations, options, report, started)
@@ -166,7 +201,12 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
 
 
 def _print_header(
-    console: Console, model: BuiltModel, host: dict[str, Any], vers: dict[str, str], peak: float
+    console: Console,
+    model: BuiltModel,
+    host: dict[str, Any],
+    vers: dict[str, str],
+    peak: float,
+    device: str,
 ) -> None:
     how = f"built in {model.build_seconds:.0f} s" if model.build_seconds is not None else "cached"
     cfg = model.config
@@ -174,11 +214,21 @@ def _print_header(
         f"[bold]machine[/]: {host['cpu']}; {host['cores']} cores ({host['usable_cores']} usable);"
         f" torch threads {host['torch_threads']}; Python {host['python']}; load average "
         f"{host['loadavg'][0]:.2f} at start\n"
-        "[bold]versions[/]: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + "\n"
-        f"[bold]fp32 peak[/] (torch.matmul 2048×2048, best of 5 windows): {peak:.1f} GFLOP/s\n"
+        "[bold]versions[/]: "
+        + ", ".join(f"{k} {v}" for k, v in vers.items())
+        + "\n"
+        + (_gpu_line(host["gpu"]) if "gpu" in host else "")
+        + f"[bold]{peak_label(device)}[/]: {peak:.1f} GFLOP/s\n"
         f"[bold]model[/]: {model.path} ({how}); XLM-R {cfg['num_hidden_layers']} layers, "
         f"hidden {cfg['hidden_size']}, vocab {cfg['vocab_size']}; random weights",
         highlight=False,
+    )
+
+
+def _gpu_line(gpu: dict[str, Any]) -> str:
+    return (
+        f"[bold]gpu[/]: {gpu['name']}, {gpu['memory_gib']} GiB, {gpu['multiprocessors']} SMs, "
+        f"compute capability {gpu['capability']}, CUDA {gpu['cuda']}; every peer in fp16\n"
     )
 
 
@@ -288,15 +338,21 @@ def _print_footer(
         console.print(f"[yellow]{name} skipped: {why}[/]")
     if deviations:
         pairs = report["deviation_pairs"]
+        precision = "fp32" if options.device == "cpu" else "fp16"
         console.print(
-            f"\n[bold]deviation[/] from rankgate fp32 on {pairs} fixed pairs (raw logits): "
+            f"\n[bold]deviation[/] from rankgate {precision} on {pairs} fixed pairs (raw logits): "
             + "; ".join(
                 f"{name}: max |Δ| {d.max_abs:.2e} = {d.relative:.2%} of the score spread, "
                 f"Spearman ρ {d.spearman:.4f}"
                 for name, d in deviations.items()
             )
         )
-    contended = [t for run in runs.values() for t in run.timings.values() if t.cpu_share < 0.9]
+    contended = [
+        t
+        for run in runs.values()
+        for t in run.timings.values()
+        if t.cpu_share < 0.9 and options.device == "cpu"  # a GPU peer waits on the card
+    ]
     if contended:
         console.print(
             f"\n[yellow]warning: {len(contended)} row(s) got under 90% of their threads' CPU "
@@ -309,7 +365,8 @@ def _print_footer(
         f"\nruntime {elapsed:.0f} s. pairs/s = documents / median s per request (s/req; 1 "
         f"warm-up, {options.repeats} timed); ×flag, ×CE = pairs/s ratios; real/comp = real "
         "tokens / tokens computed incl. padding; GFLOP/s counts real tokens only "
-        "(2·P + 4·L·s·H per token), so padding and repeated work lower it; %peak = of the fp32 "
-        "matmul peak above (int8 may exceed it); cpu = process CPU time / (wall × threads), "
-        "below ~95% means other load; Δ/spread, ρ = deviation from rankgate fp32 (above)."
+        "(2·P + 4·L·s·H per token), so padding and repeated work lower it; %peak = of the "
+        "matmul peak above (fp32 on the CPU, fp16 on a GPU; int8 may exceed it); cpu = process "
+        "CPU time / (wall × threads), below ~95% means other load (on a GPU it only shows the "
+        "host's share); Δ/spread, ρ = deviation from rankgate (above)."
     )

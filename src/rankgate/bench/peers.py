@@ -1,6 +1,8 @@
 """The peers: each times its own whole-request call on the same model, workload and threads.
 
-- ``rankgate``: :class:`rankgate.Reranker` on torch (the exact fp32 path);
+- ``rankgate``: :class:`rankgate.Reranker` on torch (the exact fp32 path; fp16 on a GPU);
+- ``rankgate-padded`` / ``rankgate-packed``: the same with packed forward passes forced off or
+  on (A/B peers: packing is the CPU default and opt-in on CUDA);
 - ``rankgate-onnx`` / ``rankgate-int8``: the same on onnxruntime, with the model exported by
   :func:`rankgate.backends.onnx_export.export_onnx` (fp32, and int8 dynamically quantized);
 - ``crossencoder`` / ``crossencoder-onnx``: sentence-transformers ``CrossEncoder.rank``, on torch
@@ -10,6 +12,8 @@
   environment (transformers 4) through ``scripts/flag_reference.py --bench``.
 
 Each peer also scores the fixed deviation pair set (raw logits), compared with ``rankgate``'s.
+With ``device="cuda"`` every torch peer runs in fp16 on the GPU (FlagReranker with its own
+``use_fp16``); the ONNX peers stay CPU paths and are skipped unless onnxruntime has CUDA.
 """
 
 from __future__ import annotations
@@ -50,6 +54,17 @@ class PeerContext:
     flag_script: Path
     st_onnx_python: Path
     """A Python whose sentence-transformers can load ONNX (optimum-onnx), if this one cannot."""
+    device: str = "cpu"
+    """``cpu`` (every peer in fp32) or ``cuda`` / ``cuda:N`` (every peer in fp16)."""
+
+    @property
+    def gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def dtype(self) -> str:
+        """The precision every peer runs in on this device."""
+        return "float16" if self.gpu else "float32"
 
     @property
     def max_length(self) -> int:
@@ -106,19 +121,22 @@ def _rankgate(
     if onnx_file is None:
         rr = Reranker(
             str(ctx.model.path),
-            device="cpu",
+            device=ctx.device,
+            dtype=ctx.dtype,
             max_length=ctx.max_length,
             threads=ctx.threads,
             packed=packed,
         )
     else:
+        if ctx.gpu:
+            _onnx_on_gpu(onnx_file)
         out, took = ensure_onnx(ctx.model.path, int8=onnx_file != "model.onnx")
         note = f"ONNX export {out} ({'cached' if took is None else f'exported in {took:.0f} s'})"
         rr = Reranker(
             str(out),
             backend="onnx",
             onnx_file=onnx_file,
-            device="cpu",
+            device=ctx.device,
             max_length=ctx.max_length,
             threads=ctx.threads,
         )
@@ -155,20 +173,35 @@ def _rankgate(
     return PeerRun(timings, rr.compute_score(pairs), note)
 
 
+def _onnx_on_gpu(onnx_file: str) -> None:
+    """Raises PeerSkipped unless this ONNX peer can run on the GPU."""
+    if onnx_file != "model.onnx":
+        raise PeerSkipped("dynamic int8 quantization is a CPU path; on a GPU fp16 is the fast one")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise PeerSkipped("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
+
+
 def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
     """sentence-transformers sorts pairs by character count (longest first), cuts batches of
     ``batch_size`` and pads each to its longest pair, which the padded-token count replays."""
     import torch
     from sentence_transformers import CrossEncoder
 
-    note, path, kwargs = "", ctx.model.path, {}
+    note, path = "", ctx.model.path
+    kwargs: dict[str, Any] = {}
+    if onnx and ctx.gpu:
+        raise PeerSkipped("the ONNX peers run on the CPU; on a GPU CrossEncoder runs on torch")
+    if ctx.gpu:
+        kwargs = {"model_kwargs": {"dtype": torch.float16}}
     if onnx:
         elsewhere = not _imports("optimum.onnxruntime")
         if elsewhere and not _worker_works(ctx.st_onnx_python):
             raise PeerSkipped(
                 "sentence-transformers' ONNX backend needs optimum-onnx, whose releases pin "
                 f"transformers<4.58; neither this environment nor {ctx.st_onnx_python} has it "
-                "(pip install 'optimum-onnx[onnxruntime]' into .venv-flag)"
+                "(build .venv-st-onnx with scripts/setup-st-onnx-env.sh, or make st-onnx-env)"
             )
         path, took = ensure_onnx(ctx.model.path, int8=False)
         note = f"ONNX export {path} ({'cached' if took is None else f'exported in {took:.0f} s'})"
@@ -177,7 +210,7 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
             run.note = f"{note}; {run.note}"
             return run
         kwargs = {"backend": "onnx", "model_kwargs": {"file_name": "model.onnx"}}
-    ce = CrossEncoder(str(path), device="cpu", max_length=ctx.max_length, **kwargs)
+    ce = CrossEncoder(str(path), device=ctx.device, max_length=ctx.max_length, **kwargs)
     default = inspect.signature(ce.rank).parameters["batch_size"].default
     size = default if isinstance(default, int) else 32
     wl = ctx.workload
@@ -198,7 +231,7 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
             lengths,
             padded_tokens(lengths, fixed_batches(order, size)),
             ctx.max_length,
-            f"{size} pairs, sorted by characters",
+            f"{size} pairs, sorted by characters ({ce.model.dtype})",
             ctx.threads,
         )
     pairs = [(wl.query, d) for d in wl.deviation_documents]
@@ -288,6 +321,8 @@ def _flag(ctx: PeerContext) -> PeerRun:
             "repeats": ctx.repeats,
             "threads": ctx.threads,
         }
+        if ctx.gpu:  # FlagReranker's own fp16 switch (it forces fp32 on the CPU)
+            request.update(device=ctx.device, use_fp16=True)
         proc = subprocess.run(
             [str(ctx.flag_python), str(ctx.flag_script), "--bench"],
             input=json.dumps(request),
@@ -301,6 +336,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
         lengths, size = reply["lengths"], reply["batch_size"]
         batches = fixed_batches(np.argsort([-s for s in lengths], kind="stable"), size)
         facts = {k: reply[k] for k in ("threads", "attn_implementation", "versions")}
+        facts["dtype"] = reply.get("dtype", "float32")
         timings[n] = Timing(
             "flag",
             reply["seconds"],
@@ -309,7 +345,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
             lengths,
             padded_tokens(lengths, batches) + padded_tokens(lengths, batches[:1]),
             reply["max_length"],
-            f"{size} pairs, sorted by tokens, + 1st batch again (OOM probe)",
+            f"{size} pairs, sorted by tokens, + 1st batch again (OOM probe) ({facts['dtype']})",
             reply["threads"],
             facts,
         )
@@ -321,6 +357,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
 PEER_FUNCTIONS: dict[str, Callable[[PeerContext], PeerRun]] = {
     "rankgate": lambda ctx: _rankgate(ctx, "rankgate", None),
     "rankgate-padded": lambda ctx: _rankgate(ctx, "rankgate-padded", None, packed=False),
+    "rankgate-packed": lambda ctx: _rankgate(ctx, "rankgate-packed", None, packed=True),
     "rankgate-onnx": lambda ctx: _rankgate(ctx, "rankgate-onnx", "model.onnx"),
     "rankgate-int8": lambda ctx: _rankgate(ctx, "rankgate-int8", "model_int8.onnx"),
     "crossencoder": lambda ctx: _cross_encoder(ctx, "crossencoder", onnx=False),

@@ -2,8 +2,11 @@
 
 Documents are built from :data:`rankgate.testing.SAMPLE_TEXT` (multilingual prose), each cut to
 its own token count drawn uniformly within ± ``spread`` of the target under the model's own
-tokenizer (default ±15%; :data:`MIXED_SPREAD`, ±70%, is the mix of short and long chunks that a
-first stage returns from a real corpus), and every run of the benchmark sees the same texts.
+tokenizer, and every run of the benchmark sees the same texts. The default, ±70%
+(:data:`DEFAULT_SPREAD`), is the mix of short answers and full chunks that a first stage returns
+from a real corpus, and the workload issue 7 measured its peers on: CrossEncoder computed 57%
+real tokens there and FlagReranker 28%, which only lengths this mixed reproduce (±70%: 61% and
+30%). :data:`NARROW_SPREAD`, ±15%, is the easy case for padding peers (CrossEncoder 88-90% real).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_SPREAD",
     "DEVIATION_DOCS",
-    "MIXED_SPREAD",
+    "NARROW_SPREAD",
     "QUERY",
     "Workload",
     "check_spread",
@@ -25,10 +28,11 @@ __all__ = [
 ]
 
 QUERY = "How do I reset the admin password of the router?"  # 23 tokens with the model's tokenizer
-DEFAULT_SPREAD = 0.15
-MIXED_SPREAD = 0.7
+DEFAULT_SPREAD = 0.7
 """84-476 tokens around 280: short answers next to full chunks, every pair still within
 FlagReranker's default max_length of 512."""
+NARROW_SPREAD = 0.15
+"""238-322 tokens around 280: documents of nearly one length, where padding costs least."""
 DEVIATION_DOCS = 24
 """Documents in the fixed pair set on which score deviation and rank correlation are measured."""
 
@@ -65,7 +69,7 @@ def make_documents(
     smaller workload is a prefix of a larger one.
 
     Example:
-        >>> docs = make_documents(2, 20, lambda t: len(t.split()))
+        >>> docs = make_documents(2, 20, lambda t: len(t.split()), spread=0.15)
         >>> [17 <= len(d.split()) <= 23 for d in docs]
         [True, True]
     """

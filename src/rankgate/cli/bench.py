@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rankgate.bench.core import DEFAULT_PEERS, PEERS, CoreOptions, run_core
+from rankgate.bench.core import DEFAULT_GPU_PEERS, DEFAULT_PEERS, PEERS, CoreOptions, run_core
 from rankgate.bench.models import repo_root
 from rankgate.bench.server import SERVERS, ServerOptions, run_server_bench
 from rankgate.bench.workload import DEFAULT_SPREAD
@@ -58,8 +58,9 @@ Spread = Annotated[
     float,
     _opt(
         "SPREAD",
-        "Document lengths drawn uniformly within target × (1 ± spread); 0.7 (84-476 tokens) "
-        "mixes short and long documents as a real first stage returns them.",
+        "Document lengths drawn uniformly within target × (1 ± spread). The default, 0.7 "
+        "(84-476 tokens), mixes short and long documents as a real first stage returns them; "
+        "0.15 keeps them nearly alike.",
         min=0,
     ),
 ]
@@ -72,14 +73,27 @@ def bench(
     repeats: Annotated[
         int, _opt("REPEATS", "Timed calls per peer and size (after 1 warm-up).", min=1)
     ] = 2,
-    peers: Annotated[str, _opt("PEERS", f"Comma-separated, from {','.join(PEERS)}.")] = ",".join(
-        DEFAULT_PEERS
-    ),
+    peers: Annotated[
+        str | None,
+        _opt(
+            "PEERS",
+            f"Comma-separated, from {','.join(PEERS)}. Default: {','.join(DEFAULT_PEERS)} on the "
+            f"CPU, {','.join(DEFAULT_GPU_PEERS)} on a GPU.",
+        ),
+    ] = None,
     model_dir: ModelDir = None,
     tiny: Tiny = False,
     short: Short = False,
     spread: Spread = DEFAULT_SPREAD,
     threads: Threads = 2,
+    device: Annotated[
+        str,
+        _opt(
+            "DEVICE",
+            "cpu (every peer in fp32, against the fp32 matmul peak) or cuda / cuda:N (every peer "
+            "in fp16 on the GPU, against its fp16 matmul peak).",
+        ),
+    ] = "cpu",
     flag_python: Annotated[
         Path | None,
         _opt(
@@ -93,7 +107,8 @@ def bench(
         _opt(
             "ST_ONNX_PYTHON",
             "For crossencoder-onnx when this environment lacks optimum-onnx: a Python with "
-            "sentence-transformers and optimum-onnx. Default: the repo's .venv-flag.",
+            "sentence-transformers and optimum-onnx (scripts/setup-st-onnx-env.sh). Default: the "
+            "repo's .venv-st-onnx.",
         ),
     ] = None,
     out: Out = None,
@@ -105,6 +120,8 @@ def bench(
     Example: rankgate bench --tiny --peers rankgate,crossencoder --repeats 1
     """
     common.quiet_libraries()
+    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+        raise typer.BadParameter(f"cpu, cuda or cuda:N, not {device!r}", param_hint="--device")
     with common.exits_on_error():
         options = CoreOptions(
             model_dir=model_dir,
@@ -113,10 +130,11 @@ def bench(
             short=short,
             spread=spread,
             repeats=repeats,
-            peers=_names(peers, PEERS, "--peers"),
+            peers=_names(peers, PEERS, "--peers") if peers else None,
             threads=threads,
+            device=device,
             flag_python=flag_python or repo_root() / ".venv-flag/bin/python",
-            st_onnx_python=st_onnx_python or repo_root() / ".venv-flag/bin/python",
+            st_onnx_python=st_onnx_python or repo_root() / ".venv-st-onnx/bin/python",
             out=out,
         )
         run_core(options)
