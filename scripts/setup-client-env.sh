@@ -5,27 +5,13 @@
 # llama-index and pin an older cohere SDK. The tests run small scripts in this environment
 # against a live server (tests/server/test_clients.py).
 #
-# Idempotent (exits at once when the pinned set is already installed) and quiet.
+# Idempotent and quiet (scripts/setup-venv.sh).
 # Usage: scripts/setup-client-env.sh
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv-clients"
-PY="$VENV/bin/python"
-REQS="$ROOT/requirements/clients.txt"
-STAMP="$VENV/.requirements.sha256"
-WANT="$(sha256sum "$REQS" | cut -d' ' -f1)"
-
-if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
-    exit 0
-fi
-
-python3 -m venv "$VENV"
-"$PY" -m pip install -qq --disable-pip-version-check --no-input -r "$REQS"
-"$PY" - <<'PY'
-import cohere  # noqa: F401
-from langchain_cohere import CohereRerank  # noqa: F401
-from llama_index.postprocessor.cohere_rerank import CohereRerank as LlamaCohere  # noqa: F401
-from llama_index.postprocessor.tei_rerank import TextEmbeddingInference  # noqa: F401
-PY
-echo "$WANT" > "$STAMP"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec bash "$HERE/setup-venv.sh" .venv-clients "$HERE/../requirements/clients.txt" "
+import cohere
+from langchain_cohere import CohereRerank
+from llama_index.postprocessor.cohere_rerank import CohereRerank as LlamaCohere
+from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
+"

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "EncodedPair", "PairTemplate", "pad_batch", "physical_cores"]
+__all__ = ["Backend", "EncodedPair", "PairTemplate", "is_cuda", "pad_batch", "physical_cores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +130,11 @@ class Backend(Protocol):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of token ids (used to show which window of a document scored)."""
         ...
+
+
+def is_cuda(device: str) -> bool:
+    """Whether a device name (``cuda``, ``cuda:N``, ``cpu``, ``mps``, …) names a CUDA device."""
+    return device == "cuda" or device.startswith("cuda:")
 
 
 def physical_cores() -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rankgate.backends.base import EncodedPair, pad_batch
+from rankgate.backends.base import EncodedPair, is_cuda, pad_batch
 from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import FileTokenizer, usable_positions
 from rankgate.errors import (
@@ -64,7 +64,7 @@ def resolve_device(device: str) -> str:
 def resolve_dtype(dtype: str, device: str) -> str:
     """``auto`` is float16 on CUDA and float32 elsewhere; float16 on CPU falls back to float32."""
     if dtype == "auto":
-        return "float16" if device.startswith("cuda") else "float32"
+        return "float16" if is_cuda(device) else "float32"
     if dtype == "float16" and device == "cpu":
         # Half-precision LayerNorm has no CPU kernel in many torch builds ("LayerNormKernelImpl"
         # not implemented for 'Half'), and where it runs it is slower than float32.

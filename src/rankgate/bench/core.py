@@ -18,6 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from rankgate.backends.base import is_cuda
 from rankgate.bench.measure import (
     Deviation,
     deviation,
@@ -70,10 +71,10 @@ class CoreOptions:
     out: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):
+        if self.device != "cpu" and not is_cuda(self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, not {self.device!r}")
         if self.peers is None:
-            chosen = DEFAULT_GPU_PEERS if self.device.startswith("cuda") else DEFAULT_PEERS
+            chosen = DEFAULT_GPU_PEERS if is_cuda(self.device) else DEFAULT_PEERS
             object.__setattr__(self, "peers", chosen)
         unknown = [p for p in self.peer_names if p not in PEER_FUNCTIONS]
         if unknown:
@@ -114,7 +115,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     started = time.perf_counter()
     _quiet()
     torch.set_num_threads(options.threads)
-    if options.device.startswith("cuda") and not torch.cuda.is_available():
+    if is_cuda(options.device) and not torch.cuda.is_available():
         raise ConfigError(f"device {options.device}: this torch sees no CUDA device")
     model = ensure_model(options.model_dir or default_model_dir(options.tiny), tiny=options.tiny)
     count = token_counter(model.path)

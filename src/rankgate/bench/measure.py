@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from rankgate.backends.base import is_cuda
+
 __all__ = [
     "Deviation",
     "cpu_share",
@@ -109,7 +111,7 @@ def matmul_peak(
     the card's dense tensor-core rate, with the device synchronised around each window)."""
     import torch
 
-    gpu = device.startswith("cuda")
+    gpu = is_cuda(device)
     n = n or (8192 if gpu else 2048)
     dtype = torch.float16 if gpu else torch.float32
     a = torch.randn(n, n, dtype=dtype, device=device)
@@ -137,7 +139,7 @@ def matmul_peak(
 
 def peak_label(device: str) -> str:
     """What :func:`matmul_peak` measures on ``device``, for report headers."""
-    if device.startswith("cuda"):
+    if is_cuda(device):
         return "fp16 peak (torch.matmul 8192×8192 on the GPU, best of 5 windows)"
     return "fp32 peak (torch.matmul 2048×2048, best of 5 windows)"
 
@@ -164,7 +166,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "loadavg": list(os.getloadavg()),
     }
-    if device.startswith("cuda"):
+    if is_cuda(device):
         props = torch.cuda.get_device_properties(device)
         found["gpu"] = {
             "name": props.name,

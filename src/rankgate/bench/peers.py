@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rankgate.backends.base import is_cuda
 from rankgate.bench.measure import cpu_share, fixed_batches, padded_tokens, timed
 from rankgate.bench.models import BuiltModel, ensure_onnx
 from rankgate.bench.workload import Workload
@@ -59,7 +60,7 @@ class PeerContext:
 
     @property
     def gpu(self) -> bool:
-        return self.device.startswith("cuda")
+        return is_cuda(self.device)
 
     @property
     def dtype(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends import Backend, EncodedPair, load_backend
+from rankgate.backends.base import is_cuda
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine.batching import ForwardObserver, Progress, score_pairs
 from rankgate.engine.explain import Explanation, explain
@@ -85,7 +86,7 @@ class Reranker:
             chunk_overlap=s.chunk_overlap,
             max_chunks=s.max_chunks,
         )
-        on_gpu = self.backend.device.startswith("cuda")
+        on_gpu = is_cuda(self.backend.device)
         self.batch_tokens = s.batch_tokens or (16384 if on_gpu else 4096)
         self.batch_overhead_tokens = (
             s.batch_overhead_tokens
