@@ -17,9 +17,14 @@ from rankgate.bench.core import DEFAULT_GPU_PEERS, DEFAULT_PEERS, CoreOptions, r
 from rankgate.bench.load import check_loopback, run_load
 from rankgate.bench.measure import (
     deviation,
+    encoder_params,
     machine,
+    matmul_peak,
+    packed_flops,
+    padded_flops,
     padded_tokens,
     peak_label,
+    peak_shapes,
     request_flops,
     spearman,
 )
@@ -111,6 +116,9 @@ def test_bench_runs_flag_reranker_in_its_own_environment(bench_model: Path, tmp_
     assert flag["lengths"] == rows["rankgate"]["lengths"]  # the same pairs, the same tokens
     # its first batch runs twice (the OOM probe), so it computes every pair of a small request twice
     assert flag["computed_tokens"] == 2 * max(flag["lengths"]) * 3
+    twice = [max(flag["lengths"])] * 6
+    flops = flag["computed_gflops"] * flag["median_s"] * 1e9
+    assert flops == pytest.approx(request_flops(twice, report["model_config"]))
     assert "FlagEmbedding 1.4.2" in report["notes"]["flag"]
 
 
@@ -125,6 +133,28 @@ def test_bench_device_choice() -> None:
             CoreOptions(device=bad)
     assert "fp16" in peak_label("cuda") and "fp32" in peak_label("cpu")
     assert "gpu" not in machine("cpu")
+
+
+def test_matmul_peak_includes_the_models_own_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"hidden_size": 1024, "intermediate_size": 4096}
+    assert peak_shapes("cpu") == ((2048, 2048, 2048),)
+    assert peak_shapes("cpu", config) == ((2048,) * 3, (4096, 1024, 4096), (4096, 4096, 1024))
+    assert peak_shapes("cuda:0", config)[1:] == ((16384, 1024, 4096), (16384, 4096, 1024))
+    assert "4096×1024×4096" in peak_label("cpu", peak_shapes("cpu", config))
+    import torch
+
+    seen: list[tuple[int, int, int]] = []
+    real = torch.matmul
+
+    def recording(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        seen.append((a.shape[0], a.shape[1], b.shape[1]))
+        return real(a, b)
+
+    monkeypatch.setattr(torch, "matmul", recording)
+    assert matmul_peak(0.01, [(8, 4, 2), (16, 8, 4)], windows=2) > 0
+    # every shape is warmed up once, then timed in each of its windows (at least once a window)
+    assert seen.count((8, 4, 2)) >= 3 and seen.count((16, 8, 4)) >= 3
+    assert seen.index((16, 8, 4)) > seen.index((8, 4, 2))
 
 
 def test_bench_on_a_missing_gpu_says_so_before_building_anything(tmp_path: Path) -> None:
@@ -225,6 +255,18 @@ def test_yardsticks() -> None:
     assert padded_tokens([3, 5, 2], [[1, 0], [2]]) == 2 * 5 + 2
     cfg = {"hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 2}
     assert request_flops([10, 10], cfg) == 2 * request_flops([10], cfg) > 0
+    # padded: every pair of a batch at the batch's longest length; a repeated batch counts twice
+    assert padded_flops([3, 5, 2], [[1, 0], [2]], cfg) == request_flops([5, 5, 2], cfg)
+    assert padded_flops([3, 5], [[0], [0, 1]], cfg) == request_flops([3, 5, 5], cfg)
+    # packed: real tokens; in the last layer keys and values for all, the rest for the first token
+    one = {**cfg, "num_hidden_layers": 1}
+    h, kv = 4, 2 * (4 * 4 + 4)
+    rest = encoder_params(one) - kv
+    assert packed_flops([6], one) == 2 * kv * 6 + 2 * rest + 4 * 6 * h
+    assert packed_flops([6, 3], cfg) == pytest.approx(
+        request_flops([6, 3], one) + packed_flops([6], one) + packed_flops([3], one)
+    )
+    assert packed_flops([6, 3], cfg) < request_flops([6, 3], cfg)
     docs = make_documents(3, 30, lambda t: len(t.split()))
     assert docs == make_documents(3, 30, lambda t: len(t.split()))  # deterministic
     assert make_documents(2, 30, lambda t: len(t.split())) == docs[:2]  # sizes share a prefix

@@ -25,6 +25,7 @@ from rankgate.bench.measure import (
     machine,
     matmul_peak,
     peak_label,
+    peak_shapes,
     request_flops,
 )
 from rankgate.bench.measure import versions as package_versions
@@ -67,7 +68,7 @@ class CoreOptions:
     flag_script: Path = field(default_factory=lambda: repo_root() / "scripts/flag_reference.py")
     st_onnx_python: Path = field(default_factory=lambda: repo_root() / ".venv-st-onnx/bin/python")
     """Where ``crossencoder-onnx`` runs when this environment lacks optimum-onnx."""
-    peak_seconds: float = 2.0
+    peak_seconds: float = 3.0
     out: Path | None = None
 
     def __post_init__(self) -> None:
@@ -111,7 +112,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     """
     import torch
 
-    console = console or Console(width=max(Console().width, 120))
+    console = console or Console(width=max(Console().width, 150))
     started = time.perf_counter()
     _quiet()
     torch.set_num_threads(options.threads)
@@ -123,8 +124,9 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     workload = Workload.build(tuple(options.docs), target, count, options.spread)
     device = options.device
     host, vers = machine(device), package_versions()
-    peak = matmul_peak(options.peak_seconds, device=device)
-    _print_header(console, model, host, vers, peak, device)
+    shapes = peak_shapes(device, model.config)
+    peak = matmul_peak(options.peak_seconds, shapes, device=device)
+    _print_header(console, model, host, vers, peak, peak_label(device, shapes))
 
     ctx = PeerContext(
         model,
@@ -156,9 +158,10 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         "machine": host,
         "versions": vers,
         "device": device,
-        "peak_kind": peak_label(device),
+        "peak_kind": peak_label(device, shapes),
         "peak_gflops_start": peak,
         "model_dir": str(model.path),
+        "model_config": model.config,
         "tiny": options.tiny,
         "query": workload.query,
         "doc_tokens_target": target,
@@ -173,7 +176,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     }
     # Measured again after the peers: the higher of the two is the peak, so that load from
     # other processes at the start does not flatter every %peak.
-    peak_end = matmul_peak(options.peak_seconds, device=device)
+    peak_end = matmul_peak(options.peak_seconds, shapes, device=device)
     console.print(
         f"\n[bold]{peak_label(device).split(' (')[0]}[/] again after the peers: "
         f"{peak_end:.1f} GFLOP/s; %peak below uses "
@@ -207,7 +210,7 @@ def _print_header(
     host: dict[str, Any],
     vers: dict[str, str],
     peak: float,
-    device: str,
+    label: str,
 ) -> None:
     how = f"built in {model.build_seconds:.0f} s" if model.build_seconds is not None else "cached"
     cfg = model.config
@@ -219,7 +222,7 @@ def _print_header(
         + ", ".join(f"{k} {v}" for k, v in vers.items())
         + "\n"
         + (_gpu_line(host["gpu"]) if "gpu" in host else "")
-        + f"[bold]{peak_label(device)}[/]: {peak:.1f} GFLOP/s\n"
+        + f"[bold]{label}[/]: {peak:.1f} GFLOP/s\n"
         f"[bold]model[/]: {model.path} ({how}); XLM-R {cfg['num_hidden_layers']} layers, "
         f"hidden {cfg['hidden_size']}, vocab {cfg['vocab_size']}; random weights",
         highlight=False,
@@ -253,7 +256,8 @@ def _table(
     by_name = {t.name: t for t in timings}
     table = Table(title=f"1 query × {n} documents ({label})")
     table.add_column("peer")
-    cols = ("max_len", "pairs/s", "s/req", "×flag", "×CE", "real/comp", "GFLOP/s", "%peak", "cpu")
+    cols: tuple[str, ...] = ("max_len", "pairs/s", "s/req", "×flag", "×CE", "real/comp")
+    cols = (*cols, "GFLOP/s", "%peak", "work", "comp %pk", "cpu")
     for col in (*cols, "Δ/spread", "ρ"):
         table.add_column(col, justify="right")
     for t in timings:
@@ -269,11 +273,18 @@ def _table(
             f"{sum(t.lengths) / t.computed_tokens:.1%}",
             f"{gflops:.1f}",
             f"{gflops / peak:.1%}",
+            _work(t, by_name.get(REFERENCE)),
+            f"{t.computed_flops / t.median_s / 1e9 / peak:.1%}",
             f"{t.cpu_share:.0%}",
             "ref" if t.name == REFERENCE else (f"{dev.relative:.2%}" if dev else "n/a"),
             "ref" if t.name == REFERENCE else (f"{dev.spearman:.4f}" if dev else "n/a"),
         )
     return table
+
+
+def _work(t: Timing, reference: Timing | None) -> str:
+    """Model FLOPs the peer computed for the request, over what rankgate fp32 computed."""
+    return f"{t.computed_flops / reference.computed_flops:.2f}×" if reference else "n/a"
 
 
 def _token_facts(timings: list[Timing], doc_tokens: list[int]) -> str:
@@ -315,6 +326,7 @@ def _workload_record(
                 "x_crossencoder": ratio(t, CROSS),
                 "real_share": sum(t.lengths) / t.computed_tokens,
                 "model_gflops": model_gflops(t, config),
+                "computed_gflops": t.computed_flops / t.median_s / 1e9,
                 "cpu_share": t.cpu_share,
             }
             for t in timings
@@ -367,7 +379,10 @@ def _print_footer(
         f"warm-up, {options.repeats} timed); ×flag, ×CE = pairs/s ratios; real/comp = real "
         "tokens / tokens computed incl. padding; GFLOP/s counts real tokens only "
         "(2·P + 4·L·s·H per token), so padding and repeated work lower it; %peak = of the "
-        "matmul peak above (fp32 on the CPU, fp16 on a GPU; int8 may exceed it); cpu = process "
+        "matmul peak above (fp32 on the CPU, fp16 on a GPU; int8 may exceed it); work = model "
+        "FLOPs the peer computed (padding, repeats and rankgate's skipped last-layer work "
+        "accounted) over rankgate's; comp %pk = those FLOPs per second against the peak, how "
+        "fast the peer runs the arithmetic it does; cpu = process "
         "CPU time / (wall × threads), below ~95% means other load (on a GPU it only shows the "
         "host's share); Δ/spread, ρ = deviation from rankgate (above)."
     )

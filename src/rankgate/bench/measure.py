@@ -28,8 +28,11 @@ __all__ = [
     "fixed_batches",
     "machine",
     "matmul_peak",
+    "packed_flops",
+    "padded_flops",
     "padded_tokens",
     "peak_label",
+    "peak_shapes",
     "request_flops",
     "spearman",
     "timed",
@@ -102,46 +105,95 @@ def request_flops(lengths: Sequence[int], config: dict[str, Any]) -> float:
     return float(sum(s * (2 * p + 4 * layers * s * hidden) for s in lengths))
 
 
-def matmul_peak(
-    seconds: float = 2.0, n: int | None = None, windows: int = 5, device: str = "cpu"
+def padded_flops(
+    lengths: Sequence[int], batches: Sequence[Sequence[int]], config: dict[str, Any]
 ) -> float:
-    """GFLOP/s of ``torch.matmul`` on two n×n matrices: the best of ``windows`` windows over
-    about ``seconds`` in all, so that a moment of load from other processes lowers one window
-    rather than the peak. On the CPU in fp32 (n = 2048); on a CUDA device in fp16 (n = 8192,
-    the card's dense tensor-core rate, with the device synchronised around each window)."""
+    """Model FLOPs a padded forward computes: every pair of a batch (indices into ``lengths``)
+    at the batch's longest length, attention over that width too (:func:`request_flops`'s
+    per-token cost). Repeated work counts as often as a batch is listed."""
+    return sum(
+        request_flops([max(lengths[i] for i in batch)] * len(batch), config) for batch in batches
+    )
+
+
+def packed_flops(lengths: Sequence[int], config: dict[str, Any]) -> float:
+    """Model FLOPs of rankgate's packed forward: real tokens only, and in the last layer the
+    keys and values of every token but queries, attention output and feed-forward block for
+    the first token of each pair alone (:mod:`rankgate.backends.packed`)."""
+    layers, hidden = config["num_hidden_layers"], config["hidden_size"]
+    per_layer = encoder_params(config) / layers
+    kv = 2 * (hidden * hidden + hidden)  # the key and value projections, with biases
+    full = request_flops(lengths, {**config, "num_hidden_layers": layers - 1}) if layers > 1 else 0
+    last = sum(2 * kv * s + 2 * (per_layer - kv) + 4 * s * hidden for s in lengths)
+    return float(full + last)
+
+
+Shape = tuple[int, int, int]
+"""A matrix product ``(m, k, n)``: an m×k matrix times a k×n one."""
+
+
+def peak_shapes(device: str = "cpu", config: dict[str, Any] | None = None) -> tuple[Shape, ...]:
+    """The products :func:`matmul_peak` times: a square one (2048³ fp32 on the CPU, 8192³ fp16
+    on a GPU) and, given the model's config, its two feed-forward products over one forward
+    pass's worth of tokens (4096 on the CPU, 16384 on a GPU: the engine's default budgets)."""
+    gpu = is_cuda(device)
+    n, tokens = (8192, 16384) if gpu else (2048, 4096)
+    shapes: list[Shape] = [(n, n, n)]
+    if config:
+        hidden, inner = int(config["hidden_size"]), int(config["intermediate_size"])
+        shapes += [(tokens, hidden, inner), (tokens, inner, hidden)]
+    return tuple(shapes)
+
+
+def matmul_peak(
+    seconds: float = 2.0,
+    shapes: Sequence[Shape] | None = None,
+    windows: int = 5,
+    device: str = "cpu",
+) -> float:
+    """GFLOP/s of ``torch.matmul``: the best window of all, ``windows`` windows per shape over
+    about ``seconds`` in all (at least one product a window), so that a moment of load from
+    other processes lowers one window rather than the peak, and a shape the BLAS library runs
+    faster than the square one raises it (the model's own products must not beat the
+    yardstick). On the CPU in fp32; on a CUDA device in fp16 (the card's dense tensor-core
+    rate, with the device synchronised around each window). ``shapes``: :func:`peak_shapes`."""
     import torch
 
     gpu = is_cuda(device)
-    n = n or (8192 if gpu else 2048)
     dtype = torch.float16 if gpu else torch.float32
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
+    shapes = tuple(shapes or peak_shapes(device))
 
     def sync() -> None:
         if gpu:
             torch.cuda.synchronize(device)
 
-    torch.matmul(a, b)  # warm-up: thread pool, caches, kernel selection
-    sync()
     best = 0.0
-    for _ in range(windows):
-        runs, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds / windows or runs == 0:
-            torch.matmul(a, b)
-            runs += 1
-            if gpu and runs % 10 == 0:
-                sync()
+    for m, k, n in shapes:
+        a = torch.randn(m, k, dtype=dtype, device=device)
+        b = torch.randn(k, n, dtype=dtype, device=device)
+        torch.matmul(a, b)  # warm-up: thread pool, caches, kernel selection
         sync()
-        elapsed = time.perf_counter() - started
-        best = max(best, 2 * n**3 * runs / elapsed / 1e9)
+        for _ in range(windows):
+            runs, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds / windows / len(shapes) or runs == 0:
+                torch.matmul(a, b)
+                runs += 1
+                if gpu and runs % 10 == 0:
+                    sync()
+            sync()
+            elapsed = time.perf_counter() - started
+            best = max(best, 2 * m * k * n * runs / elapsed / 1e9)
+        del a, b
     return best
 
 
-def peak_label(device: str) -> str:
+def peak_label(device: str, shapes: Sequence[Shape] | None = None) -> str:
     """What :func:`matmul_peak` measures on ``device``, for report headers."""
-    if is_cuda(device):
-        return "fp16 peak (torch.matmul 8192×8192 on the GPU, best of 5 windows)"
-    return "fp32 peak (torch.matmul 2048×2048, best of 5 windows)"
+    shapes = tuple(shapes or peak_shapes(device))
+    products = ", ".join("×".join(str(d) for d in shape) for shape in shapes)
+    precision = "fp16" if is_cuda(device) else "fp32"
+    where = " on the GPU" if is_cuda(device) else ""
+    return f"{precision} peak (torch.matmul {products}{where}, best window)"
 
 
 def machine(device: str = "cpu") -> dict[str, Any]:

@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import is_cuda
-from rankgate.bench.measure import cpu_share, fixed_batches, padded_tokens, timed
+from rankgate.bench.measure import (
+    cpu_share,
+    fixed_batches,
+    packed_flops,
+    padded_flops,
+    padded_tokens,
+    timed,
+)
 from rankgate.bench.models import BuiltModel, ensure_onnx
 from rankgate.bench.workload import Workload
 
@@ -85,6 +92,8 @@ class Timing:
     """Real tokens of each pair, as the peer built it."""
     computed_tokens: int
     """Tokens computed including padding (and repeated work), replaying the peer's batching."""
+    computed_flops: float
+    """Model FLOPs of the same replay (padding, repeated work and skipped work accounted)."""
     max_length: int
     batching: str
     threads: int
@@ -159,6 +168,11 @@ def _rankgate(
             n,
             lengths,
             sum(batch_tokens([lengths[i] for i in b], is_packed) for b in batches),
+            (
+                packed_flops(lengths, ctx.model.config)
+                if is_packed
+                else padded_flops(lengths, batches, ctx.model.config)
+            ),
             rr.max_length,
             (
                 f"packed (real tokens only), ≤{rr.batch_tokens} tokens, ≤{size} pairs a pass"
@@ -231,6 +245,7 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
             n,
             lengths,
             padded_tokens(lengths, fixed_batches(order, size)),
+            padded_flops(lengths, fixed_batches(order, size), ctx.model.config),
             ctx.max_length,
             f"{size} pairs, sorted by characters ({ce.model.dtype})",
             ctx.threads,
@@ -296,6 +311,7 @@ def _cross_encoder_elsewhere(ctx: PeerContext, name: str, onnx_dir: Path) -> Pee
             n,
             got["lengths"],
             padded_tokens(got["lengths"], fixed_batches(order, size)),
+            padded_flops(got["lengths"], fixed_batches(order, size), ctx.model.config),
             ctx.max_length,
             f"{size} pairs, sorted by characters",
             ctx.threads,
@@ -345,6 +361,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
             n,
             lengths,
             padded_tokens(lengths, batches) + padded_tokens(lengths, batches[:1]),
+            padded_flops(lengths, [*batches[:1], *batches], ctx.model.config),
             reply["max_length"],
             f"{size} pairs, sorted by tokens, + 1st batch again (OOM probe) ({facts['dtype']})",
             reply["threads"],
