@@ -52,8 +52,10 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
     args += ["--peers", peers, "--out", str(out), "--flag-python", str(tmp_path / "missing")]
     result = CliRunner().invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
-    for text in ("1 query × 2 documents", "1 query × 4 documents", "×CE", "%peak", "Δ/spread"):
+    columns = ("×CE", "%peak", "work", "comp %pk", "Δ/spread")
+    for text in ("1 query × 2 documents", "1 query × 4 documents", *columns):
         assert text in result.output
+    assert "matmul GFLOP/s just before each peer: rankgate " in result.output
     assert "flag skipped: no" in result.output  # a missing reference env is said, not fatal
 
     report = json.loads(out.read_text())
@@ -69,6 +71,12 @@ def test_bench_cli_prints_and_saves_every_column(bench_model: Path, tmp_path: Pa
         "crossencoder",
     ]
     assert rows["rankgate"]["real_share"] == 1.0  # packed: no padded token is computed
+    before = report["peak_gflops_before_peer"]
+    assert list(before) == peers.split(",") and all(v > 0 for v in before.values())
+    # packed rankgate skips most of the last layer; its padded twin computes that and the padding
+    assert rows["rankgate-padded"]["computed_gflops"] * rows["rankgate-padded"]["median_s"] > (
+        rows["rankgate"]["computed_gflops"] * rows["rankgate"]["median_s"]
+    )
     assert "packed" in rows["rankgate"]["batching"]
     assert "padded" in rows["rankgate-padded"]["batching"]
     assert report["deviation"]["rankgate-padded"]["relative"] < 1e-4  # the same function
@@ -245,6 +253,13 @@ def test_load_generator_only_targets_this_machine(url: str) -> None:
         check_loopback(url)
     for ok in ("http://127.0.0.1:1/x", "http://localhost:1/x", "http://[::1]:1/x"):
         check_loopback(ok)
+
+
+def test_drift_between_peers_is_flagged() -> None:
+    from rankgate.bench.core import _drift_line
+
+    assert "moved" not in _drift_line({"rankgate": 100.0, "crossencoder": 109.0})
+    assert "moved by more than 10%" in _drift_line({"rankgate": 100.0, "crossencoder": 111.0})
 
 
 def test_yardsticks() -> None:

@@ -140,7 +140,11 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     )
     runs: dict[str, PeerRun] = {}
     skipped: dict[str, str] = {}
+    # A short yardstick before each peer: this VM's speed drifts by 10-15% within minutes, and a
+    # peer timed in a slow phase should say so.
+    speed: dict[str, float] = {}
     for name in options.peer_names:
+        speed[name] = matmul_peak(options.peak_seconds / 4, shapes, windows=2, device=device)
         try:
             runs[name] = PEER_FUNCTIONS[name](ctx)
         except PeerSkipped as exc:
@@ -184,6 +188,8 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         highlight=False,
     )
     report["peak_gflops_end"] = peak_end
+    report["peak_gflops_before_peer"] = speed
+    console.print(_drift_line(speed), highlight=False)
     peak = report["peak_gflops"] = max(peak, peak_end)
     for n in workload.sizes:
         timings = [run.timings[n] for run in runs.values() if n in run.timings]
@@ -280,6 +286,19 @@ def _table(
             "ref" if t.name == REFERENCE else (f"{dev.spearman:.4f}" if dev else "n/a"),
         )
     return table
+
+
+def _drift_line(speed: dict[str, float]) -> str:
+    """The yardstick before each peer, flagged when the machine's speed moved between them."""
+    line = "matmul GFLOP/s just before each peer: " + ", ".join(
+        f"{name} {gflops:.1f}" for name, gflops in speed.items()
+    )
+    if speed and max(speed.values()) > 1.1 * min(speed.values()):
+        line += (
+            " [yellow](the machine's speed moved by more than 10% between peers: ratios between "
+            "them move with it)[/]"
+        )
+    return line
 
 
 def _work(t: Timing, reference: Timing | None) -> str:
