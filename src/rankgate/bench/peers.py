@@ -237,6 +237,7 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
         )
         lengths = [len(ids) for ids in enc["input_ids"]]
         order = np.argsort([-(len(wl.query) + len(d)) for d in docs], kind="stable")
+        batches = fixed_batches(order, size)
         seconds, cpu = timed(functools.partial(ce.rank, wl.query, docs), ctx.repeats)
         timings[n] = Timing(
             name,
@@ -244,8 +245,8 @@ def _cross_encoder(ctx: PeerContext, name: str, onnx: bool) -> PeerRun:
             cpu,
             n,
             lengths,
-            padded_tokens(lengths, fixed_batches(order, size)),
-            padded_flops(lengths, fixed_batches(order, size), ctx.model.config),
+            padded_tokens(lengths, batches),
+            padded_flops(lengths, batches, ctx.model.config),
             ctx.max_length,
             f"{size} pairs, sorted by characters ({ce.model.dtype})",
             ctx.threads,
@@ -304,14 +305,15 @@ def _cross_encoder_elsewhere(ctx: PeerContext, name: str, onnx_dir: Path) -> Pee
     for n in wl.sizes:
         got, docs = reply["timings"][str(n)], wl.docs(n)
         order = np.argsort([-(len(wl.query) + len(d)) for d in docs], kind="stable")
+        batches = fixed_batches(order, size)
         timings[n] = Timing(
             name,
             got["seconds"],
             got["cpu_seconds"],
             n,
             got["lengths"],
-            padded_tokens(got["lengths"], fixed_batches(order, size)),
-            padded_flops(got["lengths"], fixed_batches(order, size), ctx.model.config),
+            padded_tokens(got["lengths"], batches),
+            padded_flops(got["lengths"], batches, ctx.model.config),
             ctx.max_length,
             f"{size} pairs, sorted by characters",
             ctx.threads,
@@ -352,6 +354,7 @@ def _flag(ctx: PeerContext) -> PeerRun:
         reply = json.loads(proc.stdout)
         lengths, size = reply["lengths"], reply["batch_size"]
         batches = fixed_batches(np.argsort([-s for s in lengths], kind="stable"), size)
+        computed = [*batches[:1], *batches]  # the first batch twice: the OOM probe, then for real
         facts = {k: reply[k] for k in ("threads", "attn_implementation", "versions")}
         facts["dtype"] = reply.get("dtype", "float32")
         timings[n] = Timing(
@@ -360,8 +363,8 @@ def _flag(ctx: PeerContext) -> PeerRun:
             reply["cpu_seconds"],
             n,
             lengths,
-            padded_tokens(lengths, batches) + padded_tokens(lengths, batches[:1]),
-            padded_flops(lengths, [*batches[:1], *batches], ctx.model.config),
+            padded_tokens(lengths, computed),
+            padded_flops(lengths, computed, ctx.model.config),
             reply["max_length"],
             f"{size} pairs, sorted by tokens, + 1st batch again (OOM probe) ({facts['dtype']})",
             reply["threads"],
