@@ -6,13 +6,13 @@ a ``RANKGATE_BENCH_*`` environment variable.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rankgate.bench.core import DEFAULT_GPU_PEERS, DEFAULT_PEERS, PEERS, CoreOptions, run_core
-from rankgate.bench.models import repo_root
 from rankgate.bench.server import SERVERS, ServerOptions, run_server_bench
 from rankgate.bench.workload import DEFAULT_SPREAD
 from rankgate.cli import common
@@ -131,11 +131,15 @@ def bench(
             peers=_names(peers, PEERS, "--peers") if peers else None,
             threads=threads,
             device=device,
-            flag_python=flag_python or repo_root() / ".venv-flag/bin/python",
-            st_onnx_python=st_onnx_python or repo_root() / ".venv-st-onnx/bin/python",
             out=out,
+            **_given(flag_python=flag_python, st_onnx_python=st_onnx_python),
         )
         run_core(options)
+
+
+def _given(**paths: Path | None) -> dict[str, Path]:
+    """The paths given on the command line; the others keep the options' own defaults."""
+    return {name: path for name, path in paths.items() if path is not None}
 
 
 def _core_options(**given: object) -> CoreOptions:
@@ -195,7 +199,8 @@ def bench_server(
             max_requests=max_requests,
             threads=threads,
             servers=_names(servers, SERVERS, "--servers"),
-            infinity_bin=infinity_bin or repo_root() / ".venv-infinity/bin/infinity_emb",
             out=out,
         )
+        if infinity_bin is not None:  # else the options' own default, the repo's .venv-infinity
+            options = dataclasses.replace(options, infinity_bin=infinity_bin)
         run_server_bench(options)
