@@ -25,6 +25,7 @@ from rankgate.bench.measure import (
     machine,
     matmul_peak,
     peak_label,
+    peak_name,
     peak_shapes,
     request_flops,
 )
@@ -182,7 +183,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     # other processes at the start does not flatter every %peak.
     peak_end = matmul_peak(options.peak_seconds, shapes, device=device)
     console.print(
-        f"\n[bold]{peak_label(device).split(' (')[0]}[/] again after the peers: "
+        f"\n[bold]{peak_name(device)}[/] again after the peers: "
         f"{peak_end:.1f} GFLOP/s; %peak below uses "
         f"{max(peak, peak_end):.1f}",
         highlight=False,

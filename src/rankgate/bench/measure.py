@@ -32,6 +32,7 @@ __all__ = [
     "padded_flops",
     "padded_tokens",
     "peak_label",
+    "peak_name",
     "peak_shapes",
     "request_flops",
     "spearman",
@@ -187,13 +188,17 @@ def matmul_peak(
     return best
 
 
+def peak_name(device: str) -> str:
+    """``fp16 peak`` on a CUDA device, ``fp32 peak`` elsewhere."""
+    return "fp16 peak" if is_cuda(device) else "fp32 peak"
+
+
 def peak_label(device: str, shapes: Sequence[Shape] | None = None) -> str:
     """What :func:`matmul_peak` measures on ``device``, for report headers."""
     shapes = tuple(shapes or peak_shapes(device))
     products = ", ".join("×".join(str(d) for d in shape) for shape in shapes)
-    precision = "fp16" if is_cuda(device) else "fp32"
     where = " on the GPU" if is_cuda(device) else ""
-    return f"{precision} peak (torch.matmul {products}{where}, best window)"
+    return f"{peak_name(device)} (torch.matmul {products}{where}, best window)"
 
 
 def machine(device: str = "cpu") -> dict[str, Any]:
