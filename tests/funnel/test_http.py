@@ -9,6 +9,7 @@ pytest.importorskip("fastapi")
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from rankgate.engine import RerankService
 from rankgate.funnel import Funnel, Rules, StageCuts
 from rankgate.funnel.corpus import split_passages
 from rankgate.funnel.http import search_router
@@ -24,9 +25,11 @@ def client(corpus, keyword):
     funnel = Funnel(
         StaticRetriever({QUERY: passages}), keyword, Rules(min_score=None), cuts=StageCuts(50, 6, 3)
     )
+    service = RerankService.start(keyword)
     app = FastAPI()
-    app.include_router(search_router(lambda: funnel))
-    return TestClient(app)
+    app.include_router(search_router(lambda: funnel, lambda: service))
+    yield TestClient(app)
+    service.close()
 
 
 def test_search_returns_kept_and_dropped_with_reasons(client):

@@ -20,6 +20,7 @@ from rankgate.insight.health import (
     top_gap,
 )
 from rankgate.insight.monitor import RankingHealth
+from rankgate.insight.prometheus import HealthCollector
 from rankgate.insight.requestlog import parse_line, read_log
 
 HIT = [0.2, 0.9, 0.5]  # reranking moved retrieval's second document to the top
@@ -126,7 +127,7 @@ def test_retrieval_ranks_and_raw_logits() -> None:
 
 def test_prometheus_gauges(health: RankingHealth) -> None:
     registry = CollectorRegistry()
-    health.register(registry)
+    registry.register(HealthCollector(health))
     assert registry.get_sample_value("rankgate_ranking_window_reranks") == 0
     for scores in (HIT, KEEP, [0.9, 0.05]):
         health.observe(scores)

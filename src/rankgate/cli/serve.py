@@ -85,7 +85,48 @@ MaxBatchTokens = Annotated[
     ),
 ]
 Timeout = Annotated[
-    float | None, _opt("REQUEST_TIMEOUT_S", "Seconds a request may take; then 504. Default: 60.")
+    float | None,
+    _opt(
+        "REQUEST_TIMEOUT_S",
+        "Seconds a request may take; then 504 and its work stops. Default: 60.",
+    ),
+]
+LowShare = Annotated[
+    float | None,
+    _opt(
+        "LOW_PRIORITY_QUEUE_SHARE",
+        "Share of --max-queue-tokens explanations and search may hold (then 429); rerank "
+        "requests are served first. Default: 0.25.",
+    ),
+]
+MaxPendingSearches = Annotated[
+    int | None,
+    _opt(
+        "MAX_PENDING_SEARCHES",
+        "Searches in their first stage (embedding, retrieval) at once; more get 429. Default: 8.",
+    ),
+]
+KeepAlive = Annotated[
+    float | None,
+    _opt(
+        "KEEP_ALIVE_S",
+        "Seconds an idle kept-alive connection stays open (above client pools' 60 s). Default: 75.",
+    ),
+]
+BodyTimeout = Annotated[
+    float | None,
+    _opt(
+        "BODY_TIMEOUT_S",
+        "Seconds a client has to send the whole body; slower uploads get 408. Default: 30.",
+    ),
+]
+LivenessStall = Annotated[
+    float | None,
+    _opt(
+        "LIVENESS_STALL_S",
+        "/health turns 503 when the busy model thread finished no forward pass for this "
+        "long. Default: 120.",
+    ),
 ]
 AutoTruncate = Annotated[
     bool | None,
@@ -104,8 +145,8 @@ Grace = Annotated[
     float | None,
     _opt(
         "SHUTDOWN_GRACE_S",
-        "On SIGTERM, seconds in-flight requests get to finish while /ready "
-        "is 503 and new requests get 503. Default: 30.",
+        "On SIGTERM, seconds until the process exits: /ready and new requests get 503, "
+        "in-flight requests finish or get 503 at the deadline. Default: 30.",
     ),
 ]
 LogLevel = Annotated[str | None, _opt("LOG_LEVEL", "debug, info, warning or error. Default: info.")]
@@ -124,6 +165,11 @@ def serve(
     batch_wait_ms: BatchWait = None,
     max_batch_tokens: MaxBatchTokens = None,
     request_timeout_s: Timeout = None,
+    low_priority_queue_share: LowShare = None,
+    max_pending_searches: MaxPendingSearches = None,
+    keep_alive_s: KeepAlive = None,
+    body_timeout_s: BodyTimeout = None,
+    liveness_stall_s: LivenessStall = None,
     auto_truncate: AutoTruncate = None,
     tokenizer_workers: TokenizerWorkers = None,
     shutdown_grace_s: Grace = None,
@@ -161,7 +207,8 @@ def serve(
     """Serve reranking over HTTP: Cohere v1/v2, Jina, TEI and vLLM routes, /health, /metrics.
 
     The model loads before the port opens. SIGTERM drains: /ready turns 503, new requests get
-    503 and in-flight requests finish. Example: rankgate serve --host 0.0.0.0 --api-keys SECRET
+    503 and in-flight requests finish (or get 503 at the deadline); the process exits within
+    --shutdown-grace-s. Example: rankgate serve --host 0.0.0.0 --api-keys SECRET
     """
     try:
         from rankgate.server import build_server_settings, create_app
@@ -187,6 +234,11 @@ def serve(
             batch_wait_ms=batch_wait_ms,
             max_batch_tokens=max_batch_tokens,
             request_timeout_s=request_timeout_s,
+            low_priority_queue_share=low_priority_queue_share,
+            max_pending_searches=max_pending_searches,
+            keep_alive_s=keep_alive_s,
+            body_timeout_s=body_timeout_s,
+            liveness_stall_s=liveness_stall_s,
             auto_truncate=auto_truncate,
             tokenizer_workers=tokenizer_workers,
             shutdown_grace_s=shutdown_grace_s,

@@ -1,5 +1,24 @@
-"""The model-agnostic engine: pair building, batching, scoring, ranking."""
+"""The model-agnostic engine: pair building, batching, scoring, ranking, the model queue."""
 
+from rankgate.engine.queue import ModelQueue, QueueLimits, QueueObserver
 from rankgate.engine.reranker import PreparedRequest, Reranker
+from rankgate.engine.service import (
+    RerankCall,
+    RerankOutcome,
+    RerankService,
+    ServiceLimits,
+    Timings,
+)
 
-__all__ = ["PreparedRequest", "Reranker"]
+__all__ = [
+    "ModelQueue",
+    "PreparedRequest",
+    "QueueLimits",
+    "QueueObserver",
+    "RerankCall",
+    "RerankOutcome",
+    "RerankService",
+    "Reranker",
+    "ServiceLimits",
+    "Timings",
+]

@@ -14,6 +14,8 @@ __all__ = ["batch_tokens", "plan_batches", "score_pairs"]
 Progress = Callable[[int, int], None]
 ForwardObserver = Callable[[int, int, int], None]
 """Called after each forward pass with (pairs, real tokens, tokens computed, padding included)."""
+Keep = Callable[[int], bool]
+"""Asked for each pair (by its index) just before its forward pass; False skips it (cancelled)."""
 
 
 def batch_tokens(lengths: Sequence[int], packed: bool) -> int:
@@ -85,8 +87,12 @@ def score_pairs(
     overhead_tokens: int = 0,
     progress: Progress | None = None,
     on_forward: ForwardObserver | None = None,
+    keep: Keep | None = None,
 ) -> np.ndarray:
     """Raw logits for ``pairs``, in the caller's order.
+
+    ``keep`` is the cancellation point: a pair it refuses is not computed and its logit is NaN
+    (the caller dropped the request it belongs to); a pass whose pairs are all refused is skipped.
 
     Raises:
         NonFiniteScoreError: the model returned NaN or infinity for any pair.
@@ -97,16 +103,24 @@ def score_pairs(
     packed = backend.packed
     lengths = [len(p) for p in pairs]
     plan = plan_batches(lengths, max_tokens, max_size, overhead_tokens, packed=packed)
-    for batch in plan:
+    skipped = np.zeros(len(pairs), dtype=bool)
+    for planned in plan:
+        batch = planned if keep is None else [i for i in planned if keep(i)]
+        if len(batch) < len(planned):
+            dropped = sorted(set(planned) - set(batch))
+            skipped[dropped] = True
+            logits[dropped] = np.nan
+        done += len(planned)
+        if not batch:
+            continue
         chosen = [pairs[i] for i in batch]
         logits[batch] = _forward(backend, chosen)
-        done += len(batch)
         if on_forward is not None:
             sizes = [lengths[i] for i in batch]
             on_forward(len(chosen), sum(sizes), batch_tokens(sizes, packed))
         if progress is not None:
             progress(done, len(pairs))
-    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    bad = int(np.count_nonzero(~np.isfinite(logits) & ~skipped))
     if bad:
         raise NonFiniteScoreError(
             f"the model produced non-finite scores (NaN or infinity) for {bad} of {len(pairs)} "

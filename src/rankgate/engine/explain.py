@@ -6,8 +6,10 @@ original and every occluded copy go to the model in one ``compute_score`` call, 
 batches them by its token budget like any other request.
 
 Contributions are in logits, not in 0-1 scores: the sigmoid flattens near 0 and 1, which would
-hide what a sentence does to an already confident score. This module needs only an object with
-``compute_score`` (a :class:`~rankgate.engine.Reranker`), so it can move to the engine unchanged.
+hide what a sentence does to an already confident score. :func:`explain` needs only an object
+with ``compute_score`` (a :class:`~rankgate.engine.Reranker`); the server builds the same texts
+with :func:`occlusions` and scores them through the model queue
+(:meth:`~rankgate.engine.service.RerankService.explain`), like any other request.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from rankgate.engine.segments import Granularity, split
 from rankgate.errors import InputError, InvalidDocumentError
 from rankgate.types import Document
 
-__all__ = ["DEFAULT_MAX_SEGMENTS", "Explanation", "Scorer", "Segment", "explain"]
+__all__ = [
+    "DEFAULT_MAX_SEGMENTS",
+    "Explanation",
+    "Scorer",
+    "Segment",
+    "assemble",
+    "explain",
+    "occlusions",
+]
 
 DEFAULT_MAX_SEGMENTS = 256
 """Most segments per explanation: each one costs a scored pair."""
@@ -150,6 +160,20 @@ def explain(
         >>> e.top(1)[0].text
         'Reset router password now.'
     """
+    text, spans, variants = occlusions(document, granularity, max_segments)
+    scores = scorer.compute_score([(query, v) for v in variants], normalize=False)
+    return assemble(query, text, granularity, spans, scores)
+
+
+def occlusions(
+    document: Document, granularity: Granularity, max_segments: int = DEFAULT_MAX_SEGMENTS
+) -> tuple[str, list[tuple[int, int]], list[str]]:
+    """The document's text, its segment spans, and the texts to score: whole, then each
+    segment removed in turn.
+
+    Raises:
+        InputError: empty document, too many segments, unknown granularity.
+    """
     if granularity not in ("sentence", "word"):
         raise InputError(f"granularity must be 'sentence' or 'word', not {granularity!r}")
     text = _document_text(document)
@@ -161,8 +185,17 @@ def explain(
             f"the document has {len(spans)} {granularity}s; at most {max_segments} can be "
             "explained at once (use sentence granularity or a shorter document)"
         )
-    variants = [text] + [text[:start] + text[end:] for start, end in spans]
-    scores = scorer.compute_score([(query, v) for v in variants], normalize=False)
+    return text, spans, [text] + [text[:start] + text[end:] for start, end in spans]
+
+
+def assemble(
+    query: str,
+    text: str,
+    granularity: Granularity,
+    spans: Sequence[tuple[int, int]],
+    scores: Sequence[float],
+) -> Explanation:
+    """The explanation from the raw logits of :func:`occlusions`' texts, in their order."""
     full = scores[0]
     segments = tuple(
         Segment(i, start, end, text[start:end], full - scores[i + 1])

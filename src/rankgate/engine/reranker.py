@@ -13,7 +13,7 @@ import numpy as np
 from rankgate.backends import Backend, EncodedPair, load_backend
 from rankgate.backends.base import is_cuda
 from rankgate.config import RerankerSettings, build_settings
-from rankgate.engine.batching import ForwardObserver, Progress, score_pairs
+from rankgate.engine.batching import ForwardObserver, Keep, Progress, score_pairs
 from rankgate.engine.explain import Explanation, explain
 from rankgate.engine.inputs import check_query, check_top_n, document_texts, normalize_pairs
 from rankgate.engine.pairs import DocPlan, PairBuilder
@@ -115,10 +115,12 @@ class Reranker:
         batch_size: int | None = None,
         progress: Progress | None = None,
         on_forward: ForwardObserver | None = None,
+        keep: Keep | None = None,
     ) -> np.ndarray:
-        """Raw logits for already built pairs (the server's batcher calls this).
+        """Raw logits for already built pairs (the engine's model queue calls this).
 
-        ``on_forward`` sees each forward pass's pairs, real tokens and padded tokens.
+        ``on_forward`` sees each forward pass's pairs, real tokens and padded tokens; ``keep``
+        is asked for each pair before its pass, and a refused pair is skipped (NaN logit).
         """
         return score_pairs(
             self.backend,
@@ -128,6 +130,7 @@ class Reranker:
             overhead_tokens=self.batch_overhead_tokens,
             progress=progress,
             on_forward=on_forward,
+            keep=keep,
         )
 
     def compute_score(

@@ -1,14 +1,19 @@
 """``POST /v1/search``: the funnel over HTTP, as an ``APIRouter`` the server app includes.
 
+The first stage (embedding, retrieval) runs in a worker thread, at most ``max_pending`` searches
+at once; the rerank stage goes through the engine's service (its queue, limits and metrics, at
+low priority); the rules run last. The whole search shares the service's request deadline.
 Errors are raised as rankgate errors; the server's one error table maps them to status codes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from rankgate.errors import InputError, MissingDependencyError
+from rankgate.engine.service import RerankCall, RerankService, Timings
+from rankgate.errors import InputError, MissingDependencyError, OverloadedError
 from rankgate.funnel.errors import RulesError
 from rankgate.funnel.funnel import Funnel
 from rankgate.funnel.types import Candidate, FunnelResult
@@ -16,7 +21,7 @@ from rankgate.funnel.types import Candidate, FunnelResult
 __all__ = ["SearchRequest", "SearchResponse", "search_router"]
 
 try:
-    from fastapi import APIRouter
+    from fastapi import APIRouter, Request
     from pydantic import BaseModel, ConfigDict, Field
 except ImportError as exc:  # pragma: no cover - the server extra is missing
     raise MissingDependencyError("fastapi", "server", "the /v1/search route") from exc
@@ -98,27 +103,62 @@ def to_response(result: FunnelResult, *, return_dropped: bool = True) -> SearchR
     )
 
 
-def search_router(get_funnel: Callable[[], Funnel]) -> APIRouter:
-    """A router with ``POST /v1/search``; ``get_funnel`` is called per request (lazy loading)."""
-    router = APIRouter()
+def search_router(
+    get_funnel: Callable[[], Funnel],
+    get_service: Callable[[], RerankService],
+    *,
+    max_pending: int = 8,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+) -> APIRouter:
+    """A router with ``POST /v1/search``.
 
-    @router.post("/v1/search", response_model=SearchResponse, tags=["funnel"])
-    def search(request: SearchRequest) -> SearchResponse:
-        # A plain def: FastAPI runs it in its threadpool, so the blocking funnel does not stall
-        # the event loop.
+    Args:
+        get_funnel: the funnel, called per request (built lazily; UnavailableError when search
+            is not configured).
+        get_service: the engine's service, the road to the model.
+        max_pending: searches allowed in their first stage at once; more get 429.
+        responses: the error responses to document (the server's).
+    """
+    router = APIRouter()
+    pending = [0]
+
+    @router.post("/v1/search", response_model=SearchResponse, tags=["funnel"], responses=responses)
+    async def search(request: Request, body: SearchRequest) -> SearchResponse:
+        service = get_service()
         funnel = get_funnel()
         try:
-            rules = funnel.rules.with_overrides(request.rules) if request.rules else None
+            rules = funnel.rules.with_overrides(body.rules) if body.rules else None
         except RulesError as exc:  # the caller's rules, not the server's configuration
             raise InputError(str(exc)) from None
-        result = funnel.run(
-            request.query,
-            template=request.template,
-            retrieve_top_k=request.retrieve_top_k,
-            rerank_top_n=request.rerank_top_n,
-            final_top_n=request.top_n,
-            rules=rules,
-        )
-        return to_response(result, return_dropped=request.return_dropped)
+        timings: Timings = getattr(request.state, "timings", None) or Timings()
+        service.check_admission("low")
+        if pending[0] >= max_pending:
+            raise OverloadedError(
+                f"{pending[0]} searches are already retrieving; retry later", retry_after=1
+            )
+
+        async def run() -> FunnelResult:
+            pending[0] += 1
+            try:
+                retrieval = await asyncio.to_thread(
+                    funnel.retrieve,
+                    body.query,
+                    template=body.template,
+                    retrieve_top_k=body.retrieve_top_k,
+                    rerank_top_n=body.rerank_top_n,
+                    final_top_n=body.top_n,
+                    rules=rules,
+                )
+            finally:
+                pending[0] -= 1
+            results = []
+            if retrieval.candidates:
+                call = RerankCall(retrieval.rerank_query, retrieval.documents())
+                outcome = await service.rerank(call, timings, priority="low")
+                results = outcome.results
+            return funnel.conclude(retrieval, results)
+
+        result = await service.bounded(run())
+        return to_response(result, return_dropped=body.return_dropped)
 
     return router

@@ -1,8 +1,10 @@
 """HTTP routes for explanations, ranking health and demo scenarios, and the playground page.
 
 The server includes :func:`insight_router` and calls :func:`mount_playground`; nothing here
-builds an app or loads a model. Domain errors (``InputError``...) propagate to the server's one
-error table, so these routes answer in the same shapes as every other route.
+builds an app or loads a model. Explanations are scored through the engine's service (its queue,
+limits, deadline and metrics, at low priority), like every other scoring route. Domain errors
+(``InputError``...) propagate to the server's one error table, so these routes answer in the
+same shapes as every other route.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
-from rankgate.engine import Reranker
-from rankgate.engine.explain import DEFAULT_MAX_SEGMENTS, explain
+from rankgate.engine.service import RerankService, Timings
 from rankgate.insight.catalog import load_scenarios
 from rankgate.insight.monitor import RankingHealth
 
@@ -51,32 +52,30 @@ class ExplainResponse(BaseModel):
 
 
 def insight_router(
-    get_reranker: Callable[[], Reranker],
+    get_service: Callable[[], RerankService],
     health: RankingHealth,
     *,
-    max_segments: int = DEFAULT_MAX_SEGMENTS,
+    responses: dict[int | str, dict[str, Any]] | None = None,
 ) -> APIRouter:
     """Routes ``POST /v1/explain``, ``GET /v1/health/ranking`` and ``GET /v1/demo/scenarios``.
 
     Args:
-        get_reranker: returns the loaded engine (called per request, so the model may load
-            after the router is built).
+        get_service: returns the engine's service (called per request, so the model may load
+            after the router is built); it raises UnavailableError while there is none.
         health: the monitor the server feeds every rerank to.
-        max_segments: most sentences or words one explanation may occlude (each is a pair).
+        responses: the error responses to document on ``POST /v1/explain`` (the server's).
     """
     router = APIRouter(tags=["insight"])
 
-    # Plain ``def``: FastAPI runs it in its thread pool, so scoring never blocks the event loop.
-    @router.post("/v1/explain", response_model=ExplainResponse)
-    def post_explain(body: ExplainRequest) -> dict[str, Any]:
-        """Sentence- (or word-) level attribution of one document's score, by occlusion."""
-        result = explain(
-            get_reranker(),
-            body.query,
-            body.document,
-            granularity=body.granularity,
-            max_segments=max_segments,
-        )
+    @router.post("/v1/explain", response_model=ExplainResponse, responses=responses)
+    async def post_explain(request: Request, body: ExplainRequest) -> dict[str, Any]:
+        """Sentence- (or word-) level attribution of one document's score, by occlusion.
+
+        The whole document and each copy with one segment removed are scored as one request
+        through the model queue (at low priority, behind rerank requests).
+        """
+        timings: Timings = getattr(request.state, "timings", None) or Timings()
+        result = await get_service().explain(body.query, body.document, body.granularity, timings)
         return result.to_dict()
 
     @router.get("/v1/health/ranking")

@@ -209,13 +209,3 @@ class RankingHealth:
             "window": window,
             "events": events,
         }
-
-    def register(self, registry: Any) -> None:
-        """Export the window as Prometheus gauges on ``registry`` (read when scraped).
-
-        Args:
-            registry: a ``prometheus_client.CollectorRegistry`` (the server's, per app).
-        """
-        from rankgate.insight.prometheus import HealthCollector
-
-        registry.register(HealthCollector(self))

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,14 +16,12 @@ from starlette.exceptions import HTTPException
 from rankgate import __version__
 from rankgate.config import RerankerSettings
 from rankgate.engine import Reranker
-from rankgate.errors import ConfigError, RankgateError, UnavailableError
-from rankgate.funnel.factory import build_funnel
-from rankgate.funnel.funnel import Funnel
+from rankgate.errors import RankgateError
 from rankgate.funnel.http import search_router
 from rankgate.funnel.settings import FunnelSettings
 from rankgate.insight.http import insight_router, mount_playground
 from rankgate.insight.monitor import RankingHealth
-from rankgate.server.batcher import Batcher
+from rankgate.insight.prometheus import HealthCollector
 from rankgate.server.errors import (
     Dialect,
     InvalidJSONError,
@@ -37,10 +32,11 @@ from rankgate.server.errors import (
     error_response,
 )
 from rankgate.server.metrics import ServerMetrics
-from rankgate.server.middleware import GateMiddleware, Lifecycle, dialect_for_path
+from rankgate.server.middleware import GateMiddleware, dialect_for_path
+from rankgate.server.protocol.errors import error_responses
 from rankgate.server.routes import router
-from rankgate.server.serving import RerankService
 from rankgate.server.settings import ServerSettings
+from rankgate.server.state import ServerState
 
 __all__ = ["ServerState", "create_app"]
 
@@ -52,68 +48,6 @@ One rerank server for every client. `POST /v1/rerank` speaks Cohere v1 and Jina,
 `POST /score` vLLM. Errors come in each dialect's own shape. Once API keys are configured,
 every route except `/health`, `/ready` and `/metrics` needs `Authorization: Bearer KEY`.
 """
-
-
-@dataclass
-class ServerState:
-    """What the routes share; ``service`` is None until the model is loaded."""
-
-    settings: ServerSettings
-    metrics: ServerMetrics
-    lifecycle: Lifecycle = field(default_factory=Lifecycle)
-    reranker: Reranker | None = None
-    batcher: Batcher | None = None
-    service: RerankService | None = None
-    model_name: str = "rankgate"
-    health: RankingHealth = field(default_factory=RankingHealth)
-    _funnel: Funnel | None = None
-    _funnel_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get_reranker(self) -> Reranker:
-        if self.reranker is None:
-            raise UnavailableError("the model is still loading")
-        return self.reranker
-
-    def get_funnel(self) -> Funnel:
-        """The search funnel, built on first use from RANKGATE_* funnel settings."""
-        with self._funnel_lock:
-            if self._funnel is None:
-                try:
-                    self._funnel = build_funnel(FunnelSettings(), self.get_reranker())
-                except ConfigError as exc:
-                    raise UnavailableError(f"search is not available: {exc}") from exc
-            return self._funnel
-
-    def bind(self, reranker: Reranker) -> None:
-        """Start serving ``reranker``: batcher thread, service, queue gauges."""
-        s = self.settings
-        self.reranker = reranker
-        self.model_name = s.served_model_name or reranker.info().model
-        self.batcher = Batcher(
-            functools.partial(reranker.score_encoded, on_forward=self.metrics.observe_forward),
-            # One forward pass per step by default: a request finishes with its pass instead of
-            # waiting for a step several passes long (lower latency, same throughput).
-            max_batch_tokens=s.max_batch_tokens or reranker.batch_tokens,
-            max_queue_tokens=s.max_queue_tokens,
-            wait_s=s.batch_wait_ms / 1000,
-            on_batch=self.metrics.observe_batch,
-        )
-        batcher = self.batcher
-        self.metrics.watch_queue(lambda: batcher.queued_tokens, lambda: batcher.queued_pairs)
-        self.batcher.start()
-        self.service = RerankService(reranker, self.batcher, s, self.health)
-
-    async def shutdown(self) -> None:
-        """Drain: refuse new work, let in-flight requests and the queue finish, stop threads."""
-        self.lifecycle.begin_drain()
-        grace = self.settings.shutdown_grace_s
-        if not await self.lifecycle.wait_idle(grace):
-            log.warning("%d requests still in flight after %g s", self.lifecycle.in_flight, grace)
-        if self.batcher is not None:
-            self.batcher.close()
-            await asyncio.to_thread(self.batcher.join, grace)
-        if self.service is not None:
-            self.service.close()
 
 
 def _dialect(request: Request) -> Dialect:
@@ -169,7 +103,8 @@ def _add_handlers(app: FastAPI) -> None:
         if exc.status_code == 413:
             mapped = PayloadTooLargeError(state.settings.max_payload_bytes)
         elif exc.status_code in (404, 405):
-            mapped = RouteNotFoundError(exc.status_code)
+            allow = (exc.headers or {}).get("Allow")
+            mapped = RouteNotFoundError(exc.status_code, allow)
         elif exc.status_code == 400:
             mapped = InvalidJSONError("the body could not be read")
         else:
@@ -183,6 +118,7 @@ def create_app(
     *,
     model_settings: RerankerSettings | None = None,
     health: RankingHealth | None = None,
+    funnel_settings: FunnelSettings | None = None,
 ) -> FastAPI:
     """Build the server.
 
@@ -193,6 +129,8 @@ def create_app(
         model_settings: how to load the model when ``reranker`` is None.
         health: the ranking-health monitor every rerank feeds (default: one with
             RANKGATE_HEALTH_* settings).
+        funnel_settings: the search funnel's settings (default: RANKGATE_* funnel variables,
+            read when the first search arrives).
 
     Example:
         >>> from rankgate.testing import KeywordBackend
@@ -201,9 +139,14 @@ def create_app(
         ['/rerank', '/v1/rerank', '/v2/rerank']
     """
     settings = settings or ServerSettings()
-    state = ServerState(settings, ServerMetrics(), health=health or RankingHealth())
+    state = ServerState(
+        settings,
+        ServerMetrics(),
+        health=health or RankingHealth(),
+        funnel_settings=funnel_settings,
+    )
     state.metrics.in_flight.set_function(lambda: state.lifecycle.in_flight)
-    state.health.register(state.metrics.registry)
+    state.metrics.registry.register(HealthCollector(state.health))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -225,8 +168,21 @@ def create_app(
     )
     app.state.rankgate = state
     app.include_router(router)
-    app.include_router(insight_router(state.get_reranker, state.health))
-    app.include_router(search_router(state.get_funnel))
+    app.include_router(
+        insight_router(
+            state.get_service,
+            state.health,
+            responses=error_responses("any", (401, 408, 413, 422, 429, 500, 503, 504)),
+        )
+    )
+    app.include_router(
+        search_router(
+            state.get_funnel,
+            state.get_service,
+            max_pending=settings.max_pending_searches,
+            responses=error_responses("any", (400, 401, 408, 413, 422, 429, 500, 503, 504)),
+        )
+    )
     mount_playground(app)
     _add_handlers(app)
     app.add_middleware(GateMiddleware, state=state)

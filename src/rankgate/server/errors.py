@@ -6,7 +6,8 @@ exception                               status  error_type   message shown
 InvalidJSONError                        400     validation   what is wrong with the JSON
 EmptyQueryError, NoDocumentsError       400     empty        the exception's text
 AuthenticationError                     401     unauthorized fixed
-RouteNotFoundError (404, 405)           404/405 not_found    fixed
+RouteNotFoundError (404, 405)           404/405 not_found    fixed (405 has an Allow header)
+BodyTimeoutError                        408     timeout      the exception's text
 TooManyDocumentsError                   413     validation   the exception's text
 PayloadTooLargeError                    413     validation   the exception's text
 RequestValidationError, InputError      422     validation   field and problem
@@ -15,6 +16,7 @@ BackendError                            500     backend      fixed (details only
 any other exception                     500     internal     fixed (details only in the log)
 UnavailableError                        503     unhealthy    the exception's text
 RequestTimeoutError                     504     timeout      the exception's text
+ClientDisconnectedError                 (499)   -            nothing is sent; counted as 499
 ======================================  ======  ===========  =============================
 
 Bodies: TEI ``{"error", "error_type"}``; Cohere and Jina ``{"message", "detail"}`` (``detail`` is
@@ -44,6 +46,8 @@ from rankgate.errors import (
 
 __all__ = [
     "AuthenticationError",
+    "BodyTimeoutError",
+    "ClientDisconnectedError",
     "Dialect",
     "ErrorKind",
     "InvalidJSONError",
@@ -78,6 +82,18 @@ class InvalidRequestError(InputError):
         super().__init__(f"invalid request: {text}")
 
 
+class BodyTimeoutError(RankgateError):
+    """The client did not send the whole request body in time."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"the request body did not arrive within {timeout_s:g} s")
+
+
+class ClientDisconnectedError(RankgateError):
+    """The client went away before its answer; nothing can be sent."""
+
+
 class AuthenticationError(RankgateError):
     """No API key, or one the server does not know."""
 
@@ -85,8 +101,9 @@ class AuthenticationError(RankgateError):
 class RouteNotFoundError(RankgateError):
     """No route for this path or method."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, allow: str | None = None) -> None:
         self.status = status
+        self.allow = allow
         super().__init__("no such route" if status == 404 else "method not allowed")
 
 
@@ -113,6 +130,8 @@ _TABLE: list[tuple[type[BaseException], ErrorKind]] = [
             "invalid or missing API key; send 'Authorization: Bearer KEY'",
         ),
     ),
+    (BodyTimeoutError, ErrorKind(408, "timeout", "body_timeout")),
+    (ClientDisconnectedError, ErrorKind(499, "disconnected", "client_disconnected")),
     (TooManyDocumentsError, ErrorKind(413, "validation", "too_many_documents")),
     (PayloadTooLargeError, ErrorKind(413, "validation", "payload_too_large")),
     (InputError, ErrorKind(422, "validation", "validation")),
@@ -128,6 +147,7 @@ _VLLM_TYPES = {
     401: "AuthenticationError",
     404: "NotFoundError",
     405: "NotFoundError",
+    408: "TimeoutError",
     413: "BadRequestError",
     422: "BadRequestError",
     429: "RateLimitError",
@@ -183,4 +203,8 @@ def error_response(exc: BaseException, dialect: Dialect, request_id: str) -> JSO
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RouteNotFoundError) and exc.allow:
+        headers["Allow"] = exc.allow
+    if isinstance(exc, BodyTimeoutError):  # the rest of the body may still be on its way
+        headers["Connection"] = "close"
     return JSONResponse(body, status_code=status, headers=headers)

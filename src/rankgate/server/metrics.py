@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rankgate.server.serving import Timings
+from rankgate.engine.queue import QueueObserver
+from rankgate.engine.service import Timings
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServerMetrics"]
 
@@ -16,8 +18,11 @@ _PAIRS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 _REQUESTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 
-class ServerMetrics:
-    """Counters of requests, failures, documents and tokens; per-phase timings; batch shapes."""
+class ServerMetrics(QueueObserver):
+    """Counters of requests, failures, documents and tokens; per-phase timings; batch shapes.
+
+    Also the model queue's observer: steps, forward passes and cancelled work.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -63,6 +68,20 @@ class ServerMetrics:
             "Tokens computed by forward passes, padding included (real / padded = efficiency).",
             registry=r,
         )
+        self.cancelled_tokens = Counter(
+            "rankgate_cancelled_tokens",
+            "Tokens not computed because their request was cancelled (client gone, deadline "
+            "passed, shutdown), by where it was: queued or running.",
+            ["stage"],
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "rankgate_client_disconnects",
+            "Requests whose client went away before the answer; their work was cancelled.",
+            registry=r,
+        )
+        for stage in ("queued", "running"):
+            self.cancelled_tokens.labels(stage)
         self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", registry=r)
         self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", registry=r)
         self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
@@ -72,15 +91,18 @@ class ServerMetrics:
         self.queue_tokens.set_function(tokens)
         self.queue_pairs.set_function(pairs)
 
-    def observe_batch(self, pairs: int, requests: int, seconds: float) -> None:
+    def on_step(self, pairs: int, requests: int, seconds: float) -> None:
         self.batch_pairs.observe(pairs)
         self.batch_requests.observe(requests)
         self.batch_seconds.observe(seconds)
 
-    def observe_forward(self, pairs: int, real_tokens: int, padded_tokens: int) -> None:
+    def on_forward(self, pairs: int, real_tokens: int, padded_tokens: int) -> None:
         self.forward_pairs.observe(pairs)
         self.forward_real_tokens.inc(real_tokens)
         self.forward_padded_tokens.inc(padded_tokens)
+
+    def on_cancelled(self, tokens: int, stage: Literal["queued", "running"]) -> None:
+        self.cancelled_tokens.labels(stage).inc(tokens)
 
     def observe_request(self, timings: Timings) -> None:
         """Record a successful scoring request."""

@@ -1,10 +1,11 @@
-"""The gate every request passes: request id, drain, API keys, body size, timing headers, counts.
+"""The gate every request passes: request id, drain, API keys, the body, disconnects, counts.
 
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so it can refuse a request before the body
-is read, count a body sent without Content-Length, and turn any unexpected exception into a
-500 without its text. Authentication is here rather than in route dependencies so that it is
-fail-closed: every path, including the OpenAPI pages and unknown paths, needs a key once keys
-are configured, except the open probes.
+is read, read the body itself under a size limit and a deadline, check it once for every route
+(:mod:`rankgate.server.edge`), cancel the route's work when the client goes away before its
+answer, and turn any unexpected exception into a 500 without its text. Authentication is here
+rather than in route dependencies so that it is fail-closed: every path, including the OpenAPI
+pages and unknown paths, needs a key once keys are configured, except the open probes.
 """
 
 from __future__ import annotations
@@ -15,32 +16,31 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rankgate.engine.service import Timings
 from rankgate.errors import UnavailableError
+from rankgate.server.edge import check_json, read_body
 from rankgate.server.errors import (
     AuthenticationError,
+    ClientDisconnectedError,
     Dialect,
     PayloadTooLargeError,
     classify,
     error_response,
 )
-from rankgate.server.serving import Timings
-
-if TYPE_CHECKING:
-    from rankgate.server.app import ServerState
+from rankgate.server.state import ServerState
 
 __all__ = [
+    "MODEL_PATHS",
     "OPEN_PATHS",
     "SCORING_PATHS",
     "GateMiddleware",
-    "Lifecycle",
     "dialect_for_path",
+    "timing_headers",
 ]
 
 log = logging.getLogger("rankgate.server")
@@ -48,12 +48,13 @@ log = logging.getLogger("rankgate.server")
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 PLAYGROUND_PATHS = frozenset({"/", "/playground/app.js", "/playground/style.css"})
 SCORING_PATHS = frozenset({"/v1/rerank", "/v2/rerank", "/rerank", "/score", "/v1/score"})
+MODEL_PATHS = SCORING_PATHS | {"/v1/explain", "/v1/search"}
+"""Paths whose requests reach the model: counted in flight, drained on shutdown."""
 _KNOWN_PATHS = (
     OPEN_PATHS
-    | SCORING_PATHS
+    | MODEL_PATHS
     | PLAYGROUND_PATHS
-    | {"/info", "/docs", "/openapi.json", "/redoc", "/v1/explain", "/v1/health/ranking"}
-    | {"/v1/demo/scenarios", "/v1/search"}
+    | {"/info", "/docs", "/openapi.json", "/redoc", "/v1/health/ranking", "/v1/demo/scenarios"}
 )
 _DIALECTS: dict[str, Dialect] = {
     "/v1/rerank": "cohere",
@@ -62,6 +63,7 @@ _DIALECTS: dict[str, Dialect] = {
     "/v1/score": "vllm",
 }
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DISCONNECTED = 499  # nginx's "client closed request": no response was sent
 
 
 def dialect_for_path(path: str) -> Dialect:
@@ -69,35 +71,20 @@ def dialect_for_path(path: str) -> Dialect:
     return _DIALECTS.get(path, "any")
 
 
-@dataclass
-class Lifecycle:
-    """Draining state and the count of scoring requests in flight."""
+def timing_headers(timings: Timings) -> dict[str, str]:
+    """TEI's timing headers, in whole milliseconds."""
 
-    draining: bool = False
-    in_flight: int = 0
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    def ms(seconds: float) -> str:
+        return str(round(seconds * 1000))
 
-    def begin_drain(self) -> None:
-        self.draining = True
-
-    def enter(self) -> None:
-        self.in_flight += 1
-        self._idle.clear()
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self._idle.set()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no scoring request is in flight; False when ``timeout`` passed first."""
-        if self.in_flight == 0:
-            return True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+    return {
+        "x-tokenization-time": ms(timings.tokenize),
+        "x-queue-time": ms(timings.queue),
+        "x-inference-time": ms(timings.inference),
+        "x-total-time": ms(timings.total),
+        "x-compute-time": ms(timings.tokenize + timings.inference),
+        "x-compute-tokens": str(timings.tokens),
+    }
 
 
 class GateMiddleware:
@@ -119,6 +106,7 @@ class GateMiddleware:
         timings = Timings()
         scope.setdefault("state", {}).update(request_id=request_id, timings=timings)
         scoring = path in SCORING_PATHS
+        counted = path in MODEL_PATHS
         status = [500]
         started = [False]
 
@@ -130,7 +118,7 @@ class GateMiddleware:
                 out["x-request-id"] = request_id
                 if scoring and status[0] == 200:
                     timings.stop()
-                    for name, value in timings.headers().items():
+                    for name, value in timing_headers(timings).items():
                         out[name] = value
             await send(message)
 
@@ -140,19 +128,64 @@ class GateMiddleware:
             if refusal is not None:
                 await self._fail(refusal, scope, send_wrapper)
                 return
-            if scoring:
+            if counted:
                 lifecycle.enter()
             try:
-                await self.app(scope, self._limited(receive), send_wrapper)
+                await self._serve(scope, receive, send_wrapper, started)
             finally:
-                if scoring:
+                if counted:
                     lifecycle.leave()
+        except ClientDisconnectedError:
+            status[0] = DISCONNECTED
+            self.state.metrics.disconnects.inc()
         except Exception as exc:  # anything the routes' handlers did not turn into a response
-            log.exception("request %s failed", request_id)
+            if classify(exc).status >= 500:
+                log.error("request %s failed", request_id, exc_info=exc)
             if not started[0]:
                 await self._fail(exc, scope, send_wrapper)
         finally:
             self._count(path, status[0], timings, scoring, request_id)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, started: list[bool]) -> None:
+        """Read and check the body, run the app, cancel it if the client goes away.
+
+        Raises:
+            the errors found at the edge (body too large or too slow, invalid text), for the
+            caller to answer; ClientDisconnectedError when the client went away first.
+        """
+        s = self.state.settings
+        body = await read_body(
+            receive,
+            limit=s.max_payload_bytes,
+            timeout_s=s.body_timeout_s,
+            stop=self.state.lifecycle.stop,
+        )
+        if scope["path"] == "/rerank" and body:
+            scope["state"]["dialect"] = "tei" if b'"texts"' in body else "cohere"
+        parsed = check_json(body) if scope["method"] in ("POST", "PUT", "PATCH") else None
+        if scope["path"] == "/rerank" and isinstance(parsed, dict):
+            scope["state"]["dialect"] = "tei" if "texts" in parsed else "cohere"
+        gone = asyncio.Event()
+        replayed = [False]
+
+        async def replay() -> Message:
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        task = asyncio.ensure_future(self.app(scope, replay, send))
+        watcher = asyncio.ensure_future(_watch(receive, task, gone, started))
+        try:
+            await asyncio.wait({task})
+        finally:
+            watcher.cancel()
+            if not task.done():  # this request itself was cancelled (server shutdown)
+                task.cancel()
+        if task.cancelled():
+            raise ClientDisconnectedError("the client went away before its answer")
+        task.result()
 
     def _refusal(self, path: str, headers: Headers) -> Exception | None:
         if path in OPEN_PATHS:
@@ -177,27 +210,12 @@ class GateMiddleware:
         # Compare with every key, so timing does not tell which prefix matched.
         return any([hmac.compare_digest(given, key) for key in self._keys])
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Count body bytes as they arrive, for bodies sent without Content-Length."""
-        limit = self.state.settings.max_payload_bytes
-        seen = [0]
-
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                seen[0] += len(message.get("body", b""))
-                if seen[0] > limit:
-                    raise HTTPException(413)
-            return message
-
-        return wrapped
-
     async def _fail(self, exc: Exception, scope: Scope, send: Send) -> None:
         state: dict[str, Any] = scope["state"]
         dialect = state.get("dialect") or dialect_for_path(scope["path"])
         self.state.metrics.failures.labels(classify(exc).reason).inc()
         response = error_response(exc, dialect, state["request_id"])
-        if isinstance(exc, UnavailableError):
+        if isinstance(exc, UnavailableError) and self.state.lifecycle.draining:
             response.headers["Connection"] = "close"
 
         async def no_body() -> Message:
@@ -228,3 +246,16 @@ class GateMiddleware:
                 status,
                 (time.perf_counter() - timings.started) * 1000,
             )
+
+
+async def _watch(
+    receive: Receive, task: asyncio.Future[Any], gone: asyncio.Event, started: list[bool]
+) -> None:
+    """Cancel the request's work when its client disconnects before the answer started."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            if not started[0]:
+                task.cancel()
+            return

@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Discriminator, Tag
 
 from rankgate import __version__
-from rankgate.errors import InputError, RequestTimeoutError, UnavailableError
+from rankgate.engine.service import RerankOutcome, RerankService, Timings
+from rankgate.errors import InputError, UnavailableError
+from rankgate.server.edge import ignored_fields_header
 from rankgate.server.errors import Dialect
 from rankgate.server.metrics import CONTENT_TYPE_LATEST
 from rankgate.server.protocol import cohere, tei, vllm
-from rankgate.server.serving import RerankOutcome, RerankService, Timings
+from rankgate.server.protocol.errors import AnyError, error_responses
 
 __all__ = ["router"]
 
 router = APIRouter()
-T = TypeVar("T")
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Empty query or no documents; body is not JSON."},
-    401: {"description": "Missing or unknown API key."},
-    413: {"description": "Too many documents, or the body is too large."},
-    422: {"description": "The body does not match the schema, or input is too long."},
-    429: {"description": "The queue is full; retry after the Retry-After header's seconds."},
-    500: {"description": "The model failed; the body carries only the request id."},
-    503: {"description": "The server is shutting down or unhealthy."},
-    504: {"description": "The request took longer than request_timeout_s."},
-}
 
 
 def _kind(body: Any) -> str:
@@ -48,19 +36,8 @@ AnyRerankRequest = Annotated[
 
 def _service(request: Request, dialect: Dialect) -> RerankService:
     request.state.dialect = dialect
-    state = request.app.state.rankgate
-    if state.service is None:
-        raise UnavailableError("the model is not loaded yet")
-    service: RerankService = state.service
+    service: RerankService = request.app.state.rankgate.get_service()
     return service
-
-
-async def _within_limit(request: Request, work: Awaitable[T]) -> T:
-    timeout = request.app.state.rankgate.settings.request_timeout_s
-    try:
-        return await asyncio.wait_for(work, timeout)
-    except asyncio.TimeoutError:
-        raise RequestTimeoutError(f"the request took longer than {timeout:g} s") from None
 
 
 def _json(model: BaseModel | list[Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -72,8 +49,7 @@ def _json(model: BaseModel | list[Any], headers: dict[str, str] | None = None) -
 
 
 def _ignored(body: cohere.CohereV1Request | cohere.CohereV2Request) -> dict[str, str]:
-    fields = body.ignored_fields()
-    return {"x-ignored-fields": ",".join(fields)} if fields else {}
+    return ignored_fields_header(body.ignored_fields())
 
 
 async def _cohere_rerank(
@@ -81,13 +57,13 @@ async def _cohere_rerank(
 ) -> RerankOutcome:
     service = _service(request, "cohere")
     timings: Timings = request.state.timings
-    return await _within_limit(request, service.rerank(body.to_call(), timings))
+    return await service.rerank(body.to_call(), timings)
 
 
 @router.post(
     "/v1/rerank",
     response_model=cohere.CohereRerankResponse,
-    responses=_ERRORS,
+    responses=error_responses("cohere"),
     tags=["Cohere v1 / Jina"],
     summary="Rerank (Cohere v1 and Jina)",
 )
@@ -108,7 +84,7 @@ async def rerank_v1(request: Request, body: cohere.CohereV1Request) -> Response:
 @router.post(
     "/v2/rerank",
     response_model=cohere.CohereV2Response,
-    responses=_ERRORS,
+    responses=error_responses("cohere"),
     tags=["Cohere v2"],
     summary="Rerank (Cohere v2)",
 )
@@ -124,7 +100,7 @@ async def rerank_v2(request: Request, body: cohere.CohereV2Request) -> Response:
 @router.post(
     "/rerank",
     response_model=tei.TEIRerankResponse | cohere.CohereRerankResponse,
-    responses=_ERRORS,
+    responses=error_responses("rerank"),
     tags=["TEI"],
     summary="Rerank (TEI when the body has 'texts', else Cohere v1 / Jina)",
 )
@@ -133,21 +109,21 @@ async def rerank_any(request: Request, body: AnyRerankRequest) -> Response:
     if isinstance(body, cohere.CohereV1Request):
         return await rerank_v1(request, body)
     service = _service(request, "tei")
-    outcome = await _within_limit(request, service.rerank(body.to_call(), request.state.timings))
+    outcome = await service.rerank(body.to_call(), request.state.timings)
     return _json(tei.tei_response(outcome.results, body.return_text))
 
 
 @router.post(
     "/v1/score",
     response_model=vllm.ScoreResponse,
-    responses=_ERRORS,
+    responses=error_responses("vllm"),
     tags=["vLLM"],
     summary="Score pairs (vLLM, versioned path)",
 )
 @router.post(
     "/score",
     response_model=vllm.ScoreResponse,
-    responses=_ERRORS,
+    responses=error_responses("vllm"),
     tags=["vLLM"],
     summary="Score pairs (vLLM)",
 )
@@ -159,9 +135,7 @@ async def score(request: Request, body: vllm.ScoreRequest) -> Response:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     timings: Timings = request.state.timings
-    scores, tokens = await _within_limit(
-        request, service.score(queries, documents, body.normalize, timings)
-    )
+    scores, tokens = await service.score(queries, documents, body.normalize, timings)
     out = vllm.ScoreResponse(
         id=f"score-{uuid.uuid4().hex}",
         created=int(time.time()),
@@ -172,13 +146,17 @@ async def score(request: Request, body: vllm.ScoreRequest) -> Response:
     return _json(out)
 
 
-@router.get("/info", response_model=tei.TEIInfo, tags=["Operations"], summary="Model info (TEI)")
+@router.get(
+    "/info",
+    response_model=tei.TEIInfo,
+    responses=error_responses("any", (401, 503)),
+    tags=["Operations"],
+    summary="Model info (TEI)",
+)
 async def info(request: Request) -> Response:
     """What is loaded and the server's limits, in TEI's /info shape."""
     state = request.app.state.rankgate
-    if state.reranker is None:
-        raise UnavailableError("the model is not loaded yet")
-    rr = state.reranker
+    rr = state.get_reranker()
     model = rr.info()
     s = state.settings
     out = tei.TEIInfo(
@@ -211,33 +189,42 @@ class Status(BaseModel):
 @router.get(
     "/health",
     response_model=Status,
-    responses={503: {"description": "The model failed its probe."}},
+    responses={503: {"description": "The model thread stopped or is stuck.", "model": AnyError}},
     tags=["Operations"],
-    summary="Liveness: scores a fixed pair through the whole path",
+    summary="Liveness: the model thread runs and makes progress",
 )
 async def health(request: Request) -> Response:
-    """200 when a fixed pair was just scored through tokenizer, queue and model."""
+    """200 while the model thread runs and is idle or finishing forward passes.
+
+    Answered at once, never behind the queue: a server that is merely busy is alive. 503 when
+    the thread stopped, or when it has been inside one step for ``liveness_stall_s`` without
+    finishing a forward pass. Point a Kubernetes ``livenessProbe`` here.
+    """
     state = request.app.state.rankgate
-    if state.service is None:
-        raise UnavailableError("the model is not loaded yet")
-    await state.service.health(timeout=min(10.0, state.settings.request_timeout_s))
+    state.get_service().check_alive(state.settings.liveness_stall_s)
     return _json(Status(status="ok"))
 
 
 @router.get(
     "/ready",
     response_model=Status,
-    responses={503: {"description": "Loading or draining: send no new work."}},
+    responses={
+        503: {"description": "Loading, draining, or the model failed its probe.", "model": AnyError}
+    },
     tags=["Operations"],
-    summary="Readiness: 503 while loading or draining",
+    summary="Readiness: a fixed pair scored end to end; 503 while loading or draining",
 )
 async def ready(request: Request) -> Response:
-    """200 when the model is loaded and the server is not draining."""
+    """200 when a fixed pair was just scored through tokenizer, queue and model.
+
+    The probe goes to the head of the queue (it waits for the step that is running, not for the
+    backlog) and concurrent probes share one scoring. Point a Kubernetes ``readinessProbe``
+    here.
+    """
     state = request.app.state.rankgate
     if state.lifecycle.draining:
         raise UnavailableError("the server is draining")
-    if state.service is None:
-        raise UnavailableError("the model is not loaded yet")
+    await state.get_service().probe()
     return _json(Status(status="ready"))
 
 

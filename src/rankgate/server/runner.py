@@ -1,9 +1,11 @@
-"""Running the app under uvicorn with a graceful SIGTERM drain.
+"""Running the app under uvicorn with a graceful SIGTERM drain inside one deadline.
 
 On the first SIGTERM (or Ctrl+C) the server keeps listening but drains: ``/ready`` answers 503
-so a load balancer stops sending work, new scoring requests get 503, and requests already in
-flight finish. Once none is left (or ``shutdown_grace_s`` passed) uvicorn stops. A second signal
-stops at once.
+so a load balancer stops sending work, new requests get 503, and requests already in flight
+finish. The deadline is ``shutdown_grace_s`` after the signal and every stage shares it: what is
+still running (or still uploading) shortly before it is answered 503 in its dialect and its work
+is cancelled, then uvicorn closes the connections and the model thread stops, so the process
+exits within the grace. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from rankgate.server.app import ServerState
+from rankgate.server.state import ServerState
 
-__all__ = ["DrainingServer", "serve"]
+__all__ = ["DrainingServer", "serve", "uvicorn_config"]
 
 log = logging.getLogger("rankgate.server")
 
@@ -41,7 +43,7 @@ class DrainingServer(uvicorn.Server):
             self.force_exit = self.state.lifecycle.draining
             super().handle_exit(sig, frame)
             return
-        self.state.lifecycle.begin_drain()
+        self.state.lifecycle.begin_drain(self.state.settings.shutdown_grace_s)
         log.info("signal %d: draining %d in-flight requests", sig, self.state.lifecycle.in_flight)
         self._loop.call_soon_threadsafe(self._start_drain)
 
@@ -49,23 +51,33 @@ class DrainingServer(uvicorn.Server):
         self._drain_task = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
-        grace = self.state.settings.shutdown_grace_s
-        if not await self.state.lifecycle.wait_idle(grace):
-            log.warning("shutting down with %d requests in flight", self.state.lifecycle.in_flight)
+        await self.state.drain()
         self.should_exit = True
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's own wait for open connections gets what is left of the one deadline.
+        remaining = self.state.lifecycle.remaining()
+        if remaining != float("inf"):
+            self.config.timeout_graceful_shutdown = max(0.1, remaining - 0.2)  # type: ignore[assignment]
+        await super().shutdown(sockets)
 
-def serve(app: FastAPI) -> None:
-    """Serve ``app`` (from :func:`~rankgate.server.app.create_app`) until drained."""
+
+def uvicorn_config(app: FastAPI) -> uvicorn.Config:
+    """uvicorn's settings for ``app``, from its server settings."""
     state: ServerState = app.state.rankgate
     s = state.settings
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=s.host,
         port=s.port,
         log_level=s.log_level,
         timeout_graceful_shutdown=max(1, int(s.shutdown_grace_s)),
+        timeout_keep_alive=s.keep_alive_s,  # type: ignore[arg-type]  # a float works
         access_log=False,
         limit_max_requests=None,
     )
-    DrainingServer(config, state).run()
+
+
+def serve(app: FastAPI) -> None:
+    """Serve ``app`` (from :func:`~rankgate.server.app.create_app`) until drained."""
+    DrainingServer(uvicorn_config(app), app.state.rankgate).run()

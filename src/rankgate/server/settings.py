@@ -70,7 +70,41 @@ class ServerSettings(BaseSettings):
         "them into forward passes of --batch-tokens). Default: --batch-tokens (one pass).",
     )
     request_timeout_s: float = Field(
-        60.0, gt=0, description="Seconds a request may take before it fails with 504."
+        60.0,
+        gt=0,
+        description="Seconds a request may take before it fails with 504; it then stops "
+        "computing at the next forward pass.",
+    )
+    low_priority_queue_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of max_queue_tokens that explanations and search may hold; beyond "
+        "it they get 429 while rerank requests still get in (and are served first).",
+    )
+    max_pending_searches: int = Field(
+        8,
+        ge=1,
+        description="Searches allowed in the first stage (embedding, retrieval) at once; more "
+        "get 429 with Retry-After.",
+    )
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="Seconds an idle kept-alive connection stays open; above the 60 s most "
+        "client pools reuse connections for, so a reused connection is never closed under them.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client has to send the whole request body; a slower or stalled "
+        "upload gets 408 and its connection is closed.",
+    )
+    liveness_stall_s: float = Field(
+        120.0,
+        gt=0,
+        description="/health turns 503 when the model thread is busy and has finished no "
+        "forward pass for this many seconds (stuck); a long queue alone is not a failure.",
     )
     auto_truncate: bool = Field(
         True,
@@ -84,7 +118,8 @@ class ServerSettings(BaseSettings):
         30.0,
         ge=0,
         description="On SIGTERM: /ready turns 503, new requests get 503, and in-flight "
-        "requests have this many seconds to finish before the server stops.",
+        "requests have this many seconds to finish; what still runs at the deadline gets 503 "
+        "and the process exits within this many seconds of the signal.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rankgate.server.serving import RerankCall
+from rankgate.engine.service import RerankCall
 from rankgate.types import RerankResult
 
 __all__ = [

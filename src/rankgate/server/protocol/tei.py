@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from rankgate.server.serving import RerankCall
+from rankgate.engine.service import RerankCall
 from rankgate.types import RerankResult
 
 __all__ = ["TEIInfo", "TEIRerankRequest", "TEIRerankResponse", "tei_response"]

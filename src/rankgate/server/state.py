@@ -1,0 +1,200 @@
+"""``ServerState``: what the routes, the gate and the runner share, and the shutdown deadline.
+
+The model is bound once (:meth:`ServerState.bind`): one :class:`~rankgate.engine.ModelQueue`
+owns the model thread and one :class:`~rankgate.engine.RerankService` is the road every scoring
+route takes. Shutdown has one deadline, ``shutdown_grace_s`` after it began, that every stage
+(draining, answering what still runs, closing connections, stopping the model thread) shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from rankgate.engine import ModelQueue, QueueLimits, Reranker, RerankService, ServiceLimits
+from rankgate.errors import RankgateError, UnavailableError
+from rankgate.funnel.factory import build_funnel
+from rankgate.funnel.funnel import Funnel
+from rankgate.funnel.settings import FunnelSettings
+from rankgate.insight.monitor import RankingHealth
+from rankgate.server.metrics import ServerMetrics
+from rankgate.server.settings import ServerSettings
+
+__all__ = ["Lifecycle", "ServerState"]
+
+log = logging.getLogger("rankgate.server")
+
+SHUTDOWN_REASON = "the server is shutting down; the request did not finish within the grace"
+
+
+@dataclass
+class Lifecycle:
+    """Draining state, the count of model requests in flight, and the shutdown deadline."""
+
+    draining: bool = False
+    in_flight: int = 0
+    deadline: float | None = None  # time.monotonic() by which the process should be gone
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: answer what runs, now
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def begin_drain(self, grace_s: float) -> None:
+        """Refuse new work from now on; the deadline is set by the first call only."""
+        self.draining = True
+        if self.deadline is None:
+            self.deadline = time.monotonic() + grace_s
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (infinite before a drain began)."""
+        if self.deadline is None:
+            return float("inf")
+        return max(0.0, self.deadline - time.monotonic())
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no model request is in flight; False when ``timeout`` passed first."""
+        if self.in_flight == 0:
+            return True
+        if timeout <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class ServerState:
+    """What the routes share; ``service`` is None until the model is loaded."""
+
+    settings: ServerSettings
+    metrics: ServerMetrics
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    reranker: Reranker | None = None
+    queue: ModelQueue | None = None
+    service: RerankService | None = None
+    model_name: str = "rankgate"
+    health: RankingHealth = field(default_factory=RankingHealth)
+    funnel_settings: FunnelSettings | None = None
+    _funnel: Funnel | None = None
+    _funnel_error: str | None = None
+    _funnel_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_reranker(self) -> Reranker:
+        if self.reranker is None:
+            raise UnavailableError("the model is still loading")
+        return self.reranker
+
+    def get_service(self) -> RerankService:
+        if self.service is None:
+            raise UnavailableError("the model is not loaded yet")
+        return self.service
+
+    def get_funnel(self) -> Funnel:
+        """The search funnel, built on first use from the funnel settings.
+
+        A failed build (no index, an embedder that cannot load) is remembered, so every later
+        search answers the same 503 at once instead of trying to load the embedder again.
+
+        Raises:
+            UnavailableError: search is not configured or its parts could not be loaded.
+        """
+        with self._funnel_lock:
+            if self._funnel is None and self._funnel_error is None:
+                try:
+                    settings = self.funnel_settings or FunnelSettings()
+                    self._funnel = build_funnel(settings, self.get_reranker())
+                except RankgateError as exc:
+                    self._funnel_error = f"search is not available: {exc}"
+                except Exception as exc:  # an embedder's own failure, say
+                    log.error("the search funnel could not be built", exc_info=exc)
+                    self._funnel_error = (
+                        f"search is not available: its embedding model or index could not be "
+                        f"loaded ({type(exc).__name__}; see the server log); fix the funnel "
+                        "settings and restart"
+                    )
+                if self._funnel_error is not None:
+                    log.warning("%s", self._funnel_error)
+            if self._funnel is None:
+                raise UnavailableError(self._funnel_error or "search is not available")
+            return self._funnel
+
+    def bind(self, reranker: Reranker) -> None:
+        """Start serving ``reranker``: the model queue's thread, the service, queue gauges."""
+        s = self.settings
+        self.reranker = reranker
+        self.model_name = s.served_model_name or reranker.info().model
+        self.queue = ModelQueue(
+            reranker.score_encoded,
+            QueueLimits(
+                # One forward pass per step by default: a request finishes with its pass instead
+                # of waiting for a step several passes long (lower latency, same throughput).
+                max_batch_tokens=s.max_batch_tokens or reranker.batch_tokens,
+                max_queue_tokens=s.max_queue_tokens,
+                wait_s=s.batch_wait_ms / 1000,
+                low_priority_share=s.low_priority_queue_share,
+            ),
+            self.metrics,
+        )
+        queue = self.queue
+        self.metrics.watch_queue(lambda: queue.queued_tokens, lambda: queue.queued_pairs)
+        self.queue.start()
+        self.service = RerankService(
+            reranker,
+            self.queue,
+            ServiceLimits(
+                max_documents=s.max_documents,
+                max_request_tokens=s.max_request_tokens,
+                request_timeout_s=s.request_timeout_s,
+                auto_truncate=s.auto_truncate,
+                tokenizer_workers=s.tokenizer_workers,
+                probe_timeout_s=min(10.0, s.request_timeout_s),
+            ),
+            on_ranked=self._observe_ranking,
+        )
+
+    def _observe_ranking(self, scores: list[float], normalized: bool) -> None:
+        self.health.observe(scores, normalized=normalized)
+
+    def final_stretch(self) -> float:
+        """Seconds kept at the end of the grace to answer what still runs and to exit."""
+        return min(1.0, 0.2 * self.settings.shutdown_grace_s)
+
+    async def drain(self) -> None:
+        """Refuse new work, let what is in flight finish until the deadline's final stretch,
+        then answer the rest 503 (their work is cancelled) and stalled uploads too."""
+        lc = self.lifecycle
+        lc.begin_drain(self.settings.shutdown_grace_s)
+        final = self.final_stretch()
+        if await lc.wait_idle(lc.remaining() - final):
+            return
+        log.warning(
+            "%d requests still in flight at the shutdown deadline; answering them 503",
+            lc.in_flight,
+        )
+        lc.stop.set()
+        if self.service is not None:
+            self.service.abort(SHUTDOWN_REASON)
+        await lc.wait_idle(lc.remaining() - final / 2)
+
+    async def shutdown(self) -> None:
+        """Drain (see :meth:`drain`), then stop the model thread, all within the deadline."""
+        await self.drain()
+        if self.queue is not None:
+            self.queue.close()
+            # The worker may be inside a forward pass that cannot be interrupted; it is a daemon
+            # thread, so the process can still exit on time.
+            await asyncio.to_thread(self.queue.join, self.lifecycle.remaining())
+        if self.service is not None:
+            self.service.close()
