@@ -145,6 +145,7 @@ class KeywordBackend:
         self.nan_id = self._id(nan_on) if nan_on else None
         self.max_pairs = max_pairs
         self.batches: list[int] = []
+        self.pairs_computed = 0
 
     @staticmethod
     def _id(word: str) -> int:
@@ -162,6 +163,7 @@ class KeywordBackend:
         if self.max_pairs is not None and len(pairs) > self.max_pairs:
             raise DeviceOutOfMemoryError(f"fake out of memory for {len(pairs)} pairs")
         self.batches.append(len(pairs))
+        self.pairs_computed += len(pairs)
         if self.delay:
             time.sleep(self.delay * len(pairs))
         out = np.empty(len(pairs), dtype=np.float32)

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from rankgate import Reranker
 from rankgate.server import ServerSettings, create_app
+from rankgate.server.runner import uvicorn_config
 from rankgate.testing import KeywordBackend
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # also set by tests/conftest.py; kept for running alone
@@ -49,7 +50,8 @@ class LiveServer:
 
 def start_server(app: FastAPI) -> LiveServer:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    # The production settings (keep-alive, graceful shutdown), on a free loopback port.
+    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

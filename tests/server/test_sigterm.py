@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -92,4 +93,93 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         log.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_sigterm_with_a_stalled_upload_and_a_loaded_queue_exits_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    """Every stage shares one deadline: the process is gone within the grace, and what could
+    not finish got a 503 in its dialect's shape (the stalled upload too), not uvicorn's 500."""
+    grace = 3.0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RANKGATE_PORT": str(port),
+        "RANKGATE_TEST_DELAY": "0.05",  # 8 requests x 20 pairs x 0.05 s = 8 s of work
+        "RANKGATE_SHUTDOWN_GRACE_S": str(grace),
+        "RANKGATE_BATCH_WAIT_MS": "0",
+        "RANKGATE_MAX_BATCH_TOKENS": "100",
+        "RANKGATE_LOG_LEVEL": "warning",
+    }
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "serve_fake.py")],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = httpx.Client(base_url=url, timeout=60)
+        wait_until(lambda: client.get("/ready").status_code == 200)
+        answers: list[httpx.Response] = []
+
+        def call(i: int) -> None:
+            path, body = (
+                ("/rerank", {"query": "router", "texts": [f"router doc {j}" for j in range(20)]})
+                if i % 2
+                else (
+                    "/v1/rerank",
+                    {"query": "router", "documents": [f"doc {j}" for j in range(20)]},
+                )
+            )
+            with httpx.Client(base_url=url, timeout=60) as c:
+                answers.append(c.post(path, json=body))
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=30)
+        stalled.sendall(
+            b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"query": "q", '
+        )
+        wait_until(
+            lambda: parse_metric(client.get("/metrics").text, "rankgate_requests_in_flight") == 9
+        )
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(grace + 10)
+        elapsed = time.monotonic() - signalled
+        for t in threads:
+            t.join(10)
+        reply = b""
+        while chunk := stalled.recv(65536):
+            reply += chunk
+        stalled.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert code == 0
+    assert elapsed <= grace + 0.5, f"exited {elapsed:.2f} s after SIGTERM; the grace is {grace} s"
+    assert len(answers) == 8
+    statuses = sorted(r.status_code for r in answers)
+    assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses
+    for r in answers:
+        if r.status_code == 503:
+            shape = (
+                {"error", "error_type"}
+                if r.request.url.path == "/rerank"
+                else {"message", "detail"}
+            )
+            assert set(r.json()) == shape, r.text
+            assert "shutting down" in r.text
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), reply[:200]
+    assert b"application/json" in head
+    assert b"shutting down" in body
     assert "Traceback" not in (tmp_path / "server.log").read_text()

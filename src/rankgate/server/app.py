@@ -17,6 +17,7 @@ from rankgate import __version__
 from rankgate.config import RerankerSettings
 from rankgate.engine import Reranker
 from rankgate.errors import RankgateError
+from rankgate.funnel.funnel import Funnel
 from rankgate.funnel.http import search_router
 from rankgate.funnel.settings import FunnelSettings
 from rankgate.insight.http import insight_router, mount_playground
@@ -119,6 +120,7 @@ def create_app(
     model_settings: RerankerSettings | None = None,
     health: RankingHealth | None = None,
     funnel_settings: FunnelSettings | None = None,
+    funnel: Funnel | None = None,
 ) -> FastAPI:
     """Build the server.
 
@@ -131,6 +133,8 @@ def create_app(
             RANKGATE_HEALTH_* settings).
         funnel_settings: the search funnel's settings (default: RANKGATE_* funnel variables,
             read when the first search arrives).
+        funnel: an already built funnel for ``/v1/search`` instead (its rerank stage still
+            goes through the server's model queue).
 
     Example:
         >>> from rankgate.testing import KeywordBackend
@@ -144,6 +148,7 @@ def create_app(
         ServerMetrics(),
         health=health or RankingHealth(),
         funnel_settings=funnel_settings,
+        _funnel=funnel,
     )
     state.metrics.in_flight.set_function(lambda: state.lifecycle.in_flight)
     state.metrics.registry.register(HealthCollector(state.health))
@@ -172,7 +177,7 @@ def create_app(
         insight_router(
             state.get_service,
             state.health,
-            responses=error_responses("any", (401, 408, 413, 422, 429, 500, 503, 504)),
+            responses=error_responses("any"),
         )
     )
     app.include_router(
@@ -180,7 +185,7 @@ def create_app(
             state.get_funnel,
             state.get_service,
             max_pending=settings.max_pending_searches,
-            responses=error_responses("any", (400, 401, 408, 413, 422, 429, 500, 503, 504)),
+            responses=error_responses("any"),
         )
     )
     mount_playground(app)

@@ -105,8 +105,7 @@ class GateMiddleware:
         request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
         timings = Timings()
         scope.setdefault("state", {}).update(request_id=request_id, timings=timings)
-        scoring = path in SCORING_PATHS
-        counted = path in MODEL_PATHS
+        scoring = path in MODEL_PATHS
         status = [500]
         started = [False]
 
@@ -128,18 +127,18 @@ class GateMiddleware:
             if refusal is not None:
                 await self._fail(refusal, scope, send_wrapper)
                 return
-            if counted:
+            if scoring:
                 lifecycle.enter()
             try:
                 await self._serve(scope, receive, send_wrapper, started)
             finally:
-                if counted:
+                if scoring:
                     lifecycle.leave()
         except ClientDisconnectedError:
             status[0] = DISCONNECTED
             self.state.metrics.disconnects.inc()
         except Exception as exc:  # anything the routes' handlers did not turn into a response
-            if classify(exc).status >= 500:
+            if classify(exc).status == 500:  # 503 and 504 are expected, not faults
                 log.error("request %s failed", request_id, exc_info=exc)
             if not started[0]:
                 await self._fail(exc, scope, send_wrapper)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -62,20 +63,21 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def uvicorn_config(app: FastAPI) -> uvicorn.Config:
-    """uvicorn's settings for ``app``, from its server settings."""
+def uvicorn_config(app: FastAPI, **overrides: Any) -> uvicorn.Config:
+    """uvicorn's settings for ``app``, from its server settings (``overrides`` win: tests)."""
     state: ServerState = app.state.rankgate
     s = state.settings
-    return uvicorn.Config(
-        app,
+    options: dict[str, Any] = dict(
         host=s.host,
         port=s.port,
         log_level=s.log_level,
         timeout_graceful_shutdown=max(1, int(s.shutdown_grace_s)),
-        timeout_keep_alive=s.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        timeout_keep_alive=s.keep_alive_s,  # a float works
         access_log=False,
         limit_max_requests=None,
     )
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
 
 
 def serve(app: FastAPI) -> None:
