@@ -69,6 +69,14 @@ class Recorder(QueueObserver):
         self.cancelled[stage] += tokens
 
 
+def wait_idle(queue: ModelQueue) -> None:
+    for _ in range(500):
+        if queue.stalled_s() == 0.0 and not queue._running:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the worker did not go idle")
+
+
 def make(model: Model, observer: QueueObserver | None = None, **kwargs: float) -> ModelQueue:
     options: dict[str, float] = dict(max_batch_tokens=1000, max_queue_tokens=10_000, wait_s=0.05)
     options.update(kwargs)
@@ -245,7 +253,8 @@ def test_abort_fails_queued_and_running_requests() -> None:
 
     out = asyncio.run(main())
     assert all(isinstance(o, UnavailableError) for o in out)
-    assert len(model.computed) == 1
+    wait_idle(queue)
+    assert len(model.computed) == 1  # the pass under way; nothing after it
     queue.close()
 
 
@@ -269,3 +278,54 @@ def test_heartbeat_tells_a_busy_worker_from_a_stuck_one() -> None:
     queue.close()
     assert queue.join(5)
     assert not queue.alive
+
+
+def test_a_request_larger_than_a_step_yields_to_higher_priority_between_its_steps() -> None:
+    model = Model()
+    queue = ModelQueue(model, QueueLimits(8, 1000, wait_s=0))  # two 4-token pairs per step
+    async def main() -> list[list[float]]:
+        big = asyncio.ensure_future(queue.submit([pair(100 + i) for i in range(6)], "low"))
+        await asyncio.sleep(0)
+        model.gate.clear()
+        queue.start()
+        while not model.entered.is_set():
+            await asyncio.sleep(0.001)
+        urgent = asyncio.ensure_future(queue.submit([pair(1)]))  # arrives during step one
+        await asyncio.sleep(0.01)
+        model.gate.set()
+        return [(await big)[0].tolist(), (await urgent)[0].tolist()]
+
+    big, urgent = asyncio.run(main())
+    assert big == [float(100 + i) for i in range(6)]  # in its own order, whatever the steps
+    assert urgent == [1.0]
+    # Step one held two of the big request's pairs; the urgent pair went next (the rest of its
+    # step filled from the big request), not after all six.
+    assert model.computed == [100, 101, 1, 102, 103, 104, 105]
+    assert model.calls == [2, 2, 2, 1]
+    queue.close()
+
+
+def test_cancelling_a_request_between_its_steps_drops_the_rest() -> None:
+    model, seen = Model(), Recorder()
+    queue = ModelQueue(model, QueueLimits(8, 1000, wait_s=0), seen)
+
+    async def main() -> None:
+        model.gate.clear()
+        job = asyncio.ensure_future(queue.submit([pair(i) for i in range(6)]))
+        await asyncio.sleep(0)
+        queue.start()
+        while not model.entered.is_set():
+            await asyncio.sleep(0.001)
+        job.cancel()
+        await asyncio.sleep(0.01)
+        model.gate.set()
+        for _ in range(200):
+            if seen.steps:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert model.computed == [0]
+    assert seen.cancelled == {"queued": 0, "running": 20}  # 1 skipped in the step, 4 never taken
+    assert queue.queued_tokens == 0
+    queue.close()

@@ -165,7 +165,9 @@ def test_sigterm_with_a_stalled_upload_and_a_loaded_queue_exits_within_the_grace
             proc.wait()
         log.close()
     assert code == 0
-    assert elapsed <= grace + 0.5, f"exited {elapsed:.2f} s after SIGTERM; the grace is {grace} s"
+    # It plans to be gone 0.3 s before the deadline (2.87 s measured here); the slack is for a
+    # loaded machine, not for the plan.
+    assert elapsed <= grace + 0.25, f"exited {elapsed:.2f} s after SIGTERM; the grace is {grace} s"
     assert len(answers) == 8
     statuses = sorted(r.status_code for r in answers)
     assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses

@@ -4,7 +4,9 @@ One worker thread owns the model. Requests (already tokenized) put their pairs o
 bounded in tokens; the worker takes the oldest request of the highest priority, waits a few
 milliseconds for others unless the step's token budget is already full, scores their pairs in
 one call (which sorts by length and cuts forward passes by the token budget), and hands every
-request its slice of the logits.
+request its slice of the logits. A request larger than one step is cut into steps, longest
+pairs first, and stays at the head of its priority: between two of its steps, higher-priority
+work goes first, so a big explanation never holds a rerank request for longer than one step.
 
 - **Admission**: a full queue raises :class:`~rankgate.errors.OverloadedError` at once (the
   server's 429 with ``Retry-After``) instead of letting latency grow without bound. Low-priority
@@ -110,7 +112,14 @@ class QueueLimits:
 
 @dataclass(frozen=True, slots=True)
 class BatchStats:
-    """What one request saw of the step that scored it."""
+    """What one request saw of the steps that scored it.
+
+    Attributes:
+        queue_s: from arrival to the start of its first step.
+        inference_s: seconds of the steps that computed its pairs.
+        batch_pairs: most pairs of a step it shared.
+        batch_requests: most requests of a step it shared.
+    """
 
     queue_s: float
     inference_s: float
@@ -130,7 +139,29 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
-    running: bool = False
+    running: bool = False  # a step has taken some of its pairs
+    order: list[int] = field(init=False)  # pair indices, longest first: the order steps take
+    taken: int = 0  # how many of ``order`` steps have taken
+    untaken_tokens: int = field(init=False)
+    done: int = 0
+    logits: np.ndarray = field(init=False)
+    started: float | None = None
+    inference_s: float = 0.0
+    step_pairs: int = 0
+    step_requests: int = 0
+
+    def __post_init__(self) -> None:
+        self.order = sorted(range(len(self.pairs)), key=lambda i: -len(self.pairs[i]))
+        self.untaken_tokens = self.tokens
+        self.logits = np.full(len(self.pairs), np.nan, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """The pairs of one job that one step computes."""
+
+    job: _Job
+    indices: list[int]
 
 
 def _resolve(
@@ -170,7 +201,7 @@ class ModelQueue:
         self._queued_tokens = 0
         self._queued_low_tokens = 0
         self._queued_pairs = 0
-        self._running: list[_Job] = []
+        self._running: list[_Part] = []
         self._running_tokens = 0
         self._tokens_per_s: float | None = None
         self._closing = False
@@ -252,12 +283,13 @@ class ModelQueue:
             OverloadedError, UnavailableError: see :meth:`check_admission`.
             BackendError: the model failed on this request's pairs.
         """
+        if not pairs:
+            return np.empty(0, dtype=np.float32), BatchStats(0.0, 0.0, 0, 0)
         loop = asyncio.get_running_loop()
         job = _Job(pairs, sum(len(p) for p in pairs), priority, loop.create_future(), loop)
         with self._cond:
             self.check_admission(job.tokens, priority)
-            self._queues[priority].append(job)
-            self._count(job, +1)
+            self._enqueue(job)
             self._cond.notify()
         try:
             return await job.future
@@ -271,11 +303,18 @@ class ModelQueue:
         Returns the number of requests failed; running steps skip their remaining pairs.
         """
         with self._cond:
-            jobs = [job for q in self._queues.values() for job in q] + list(self._running)
+            jobs = list(
+                dict.fromkeys(
+                    [job for q in self._queues.values() for job in q]
+                    + [part.job for part in self._running]
+                )
+            )
             for q in self._queues.values():
                 for job in q:
-                    self._count(job, -1)
-                    self._observer.on_cancelled(job.tokens, "queued")
+                    self._observer.on_cancelled(
+                        job.untaken_tokens, "running" if job.running else "queued"
+                    )
+                    self._unqueue(job)
                 q.clear()
             for job in jobs:
                 job.cancelled = True
@@ -297,23 +336,39 @@ class ModelQueue:
 
     # -- worker ------------------------------------------------------------------------------
 
-    def _count(self, job: _Job, sign: int) -> None:
-        self._queued_tokens += sign * job.tokens
-        self._queued_pairs += sign * len(job.pairs)
+    def _enqueue(self, job: _Job) -> None:
+        self._queues[job.priority].append(job)
+        self._queued_tokens += job.tokens
+        self._queued_pairs += len(job.pairs)
         if job.priority == "low":
-            self._queued_low_tokens += sign * job.tokens
+            self._queued_low_tokens += job.tokens
+
+    def _take_tokens(self, job: _Job, tokens: int, pairs: int) -> None:
+        """Account for ``tokens`` of ``job`` that leave the queue (taken, or dropped)."""
+        job.untaken_tokens -= tokens
+        self._queued_tokens -= tokens
+        self._queued_pairs -= pairs
+        if job.priority == "low":
+            self._queued_low_tokens -= tokens
+
+    def _unqueue(self, job: _Job) -> None:
+        """Drop what is left of ``job`` from the counts (its deque entry is the caller's)."""
+        self._take_tokens(job, job.untaken_tokens, len(job.order) - job.taken)
+        job.taken = len(job.order)
 
     def _cancel(self, job: _Job) -> None:
         with self._cond:
             if job.cancelled:
                 return
             job.cancelled = True
-            if job.running:
-                return  # the worker counts what it skips
-            with contextlib.suppress(ValueError):
-                self._queues[job.priority].remove(job)
-                self._count(job, -1)
-                self._observer.on_cancelled(job.tokens, "queued")
+            queue = self._queues[job.priority]
+            if job in queue:
+                self._observer.on_cancelled(
+                    job.untaken_tokens, "running" if job.running else "queued"
+                )
+                queue.remove(job)
+                self._unqueue(job)
+            # Pairs a running step already holds are skipped at its next forward pass.
 
     def _oldest(self) -> _Job | None:
         for priority in PRIORITIES:
@@ -340,12 +395,12 @@ class ModelQueue:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-                batch = self._take()
-                self._running = batch
-                self._step_started = time.monotonic() if batch else None
-            if batch:
+                parts = self._take()
+                self._running = parts
+                self._step_started = time.monotonic() if parts else None
+            if parts:
                 try:
-                    self._execute(batch)
+                    self._execute(parts)
                 finally:
                     with self._cond:
                         self._running = []
@@ -353,31 +408,48 @@ class ModelQueue:
                         self._step_started = None
                         self._last_progress = time.monotonic()
 
-    def _take(self) -> list[_Job]:
-        batch: list[_Job] = []
+    def _take(self) -> list[_Part]:
+        """The next step: whole jobs while they fit, and the head of one that does not."""
+        parts: list[_Part] = []
+        budget = self.limits.max_batch_tokens
         tokens = 0
         for priority in PRIORITIES:
             queue = self._queues[priority]
-            while queue:
+            while queue and tokens < budget:
                 job = queue[0]
-                if batch and tokens + job.tokens > self.limits.max_batch_tokens:
+                if parts and not job.running and tokens + job.tokens > budget >= job.tokens:
+                    break  # a request that fits a step waits for the next one, whole
+                indices: list[int] = []
+                taken_tokens = 0
+                while job.taken < len(job.order):
+                    i = job.order[job.taken]
+                    size = len(job.pairs[i])
+                    if (parts or indices) and tokens + taken_tokens + size > budget:
+                        break
+                    indices.append(i)
+                    taken_tokens += size
+                    job.taken += 1
+                if not indices:
                     break
-                queue.popleft()
-                self._count(job, -1)
+                self._take_tokens(job, taken_tokens, len(indices))
                 job.running = True
-                batch.append(job)
-                tokens += job.tokens
+                parts.append(_Part(job, indices))
+                tokens += taken_tokens
+                if job.taken == len(job.order):
+                    queue.popleft()
+                else:
+                    break  # the step is full; the job keeps its place at the head
             if queue:
                 break  # a lower priority never jumps a higher one that did not fit
         self._running_tokens = tokens
-        return batch
+        return parts
 
-    def _keeper(self, batch: list[_Job]) -> Keep:
-        starts = list(np.cumsum([0] + [len(job.pairs) for job in batch[:-1]]))
-        pairs = [pair for job in batch for pair in job.pairs]
+    def _keeper(self, parts: list[_Part]) -> Keep:
+        starts = list(np.cumsum([0] + [len(part.indices) for part in parts[:-1]]))
+        pairs = [part.job.pairs[i] for part in parts for i in part.indices]
 
         def keep(i: int) -> bool:
-            job = batch[bisect.bisect_right(starts, i) - 1]
+            job = parts[bisect.bisect_right(starts, i) - 1].job
             if job.cancelled:
                 self._observer.on_cancelled(len(pairs[i]), "running")
                 return False
@@ -389,40 +461,58 @@ class ModelQueue:
         self._last_progress = time.monotonic()
         self._observer.on_forward(pairs, real, padded)
 
-    def _execute(self, batch: list[_Job]) -> None:
-        live = [job for job in batch if not job.cancelled]
+    def _execute(self, parts: list[_Part]) -> None:
+        live = [part for part in parts if not part.job.cancelled]
         if not live:
             return
         started = time.perf_counter()
-        pairs = [pair for job in live for pair in job.pairs]
+        pairs = [part.job.pairs[i] for part in live for i in part.indices]
         try:
             logits = self._score(pairs, keep=self._keeper(live), on_forward=self._on_forward)
         except Exception as exc:
             if len(live) > 1:
                 # One request's bad input (say, a NaN score) must not fail its neighbours.
-                for job in live:
-                    self._execute([job])
+                for part in live:
+                    self._execute([part])
                 return
             log.debug("scoring failed: %s", type(exc).__name__)
-            self._deliver(live[0], None, exc)
+            self._fail(live[0].job, exc)
             return
         elapsed = time.perf_counter() - started
-        done = [job for job in live if not job.cancelled]
-        tokens = sum(job.tokens for job in done)
-        if tokens and len(done) == len(live):
-            rate = tokens / max(elapsed, 1e-6)
+        if not any(part.job.cancelled for part in live):
+            rate = sum(len(p) for p in pairs) / max(elapsed, 1e-6)
             self._tokens_per_s = (
                 rate if self._tokens_per_s is None else (0.8 * self._tokens_per_s + 0.2 * rate)
             )
         self._observer.on_step(len(pairs), len(live), elapsed)
         offset = 0
-        for job in live:
-            part = logits[offset : offset + len(job.pairs)]
-            offset += len(job.pairs)
-            if job.cancelled:
+        for part in live:
+            job = part.job
+            n = len(part.indices)
+            job.logits[part.indices] = logits[offset : offset + n]
+            offset += n
+            job.done += n
+            if job.started is None:
+                job.started = started
+            job.inference_s += elapsed
+            job.step_pairs = max(job.step_pairs, len(pairs))
+            job.step_requests = max(job.step_requests, len(live))
+            if job.cancelled or job.done < len(job.pairs):
                 continue
-            stats = BatchStats(started - job.enqueued, elapsed, len(pairs), len(live))
-            self._deliver(job, (part, stats), None)
+            stats = BatchStats(
+                job.started - job.enqueued, job.inference_s, job.step_pairs, job.step_requests
+            )
+            self._deliver(job, (job.logits, stats), None)
+
+    def _fail(self, job: _Job, error: BaseException) -> None:
+        """The model failed on ``job``: it gets the error and leaves the queue."""
+        with self._cond:
+            job.cancelled = True
+            queue = self._queues[job.priority]
+            if job in queue:
+                queue.remove(job)
+                self._unqueue(job)
+        self._deliver(job, None, error)
 
     @staticmethod
     def _deliver(job: _Job, value: Outcome | None, error: BaseException | None) -> None:

@@ -59,7 +59,8 @@ class DrainingServer(uvicorn.Server):
         # uvicorn's own wait for open connections gets what is left of the one deadline.
         remaining = self.state.lifecycle.remaining()
         if remaining != float("inf"):
-            self.config.timeout_graceful_shutdown = max(0.1, remaining - 0.2)  # type: ignore[assignment]
+            left = remaining - self.state.exit_reserve()
+            self.config.timeout_graceful_shutdown = max(0.1, left)  # type: ignore[assignment]
         await super().shutdown(sockets)
 
 

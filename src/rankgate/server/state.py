@@ -169,7 +169,11 @@ class ServerState:
 
     def final_stretch(self) -> float:
         """Seconds kept at the end of the grace to answer what still runs and to exit."""
-        return min(1.0, 0.2 * self.settings.shutdown_grace_s)
+        return min(1.0, 0.25 * self.settings.shutdown_grace_s)
+
+    def exit_reserve(self) -> float:
+        """Seconds kept at the very end for the interpreter to exit."""
+        return 0.4 * self.final_stretch()
 
     async def drain(self) -> None:
         """Refuse new work, let what is in flight finish until the deadline's final stretch,
@@ -195,6 +199,7 @@ class ServerState:
             self.queue.close()
             # The worker may be inside a forward pass that cannot be interrupted; it is a daemon
             # thread, so the process can still exit on time.
-            await asyncio.to_thread(self.queue.join, self.lifecycle.remaining())
+            wait = self.lifecycle.remaining() - self.exit_reserve()
+            await asyncio.to_thread(self.queue.join, max(0.0, wait))
         if self.service is not None:
             self.service.close()
