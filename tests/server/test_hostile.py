@@ -231,6 +231,36 @@ def test_search_reranks_through_the_queue(serve) -> None:  # type: ignore[no-unt
     assert metric(live, "rankgate_documents_total") == 12
 
 
+class BlockingRetriever(StaticRetriever):
+    """A first stage that waits until released (a slow embedder)."""
+
+    def __init__(self, answers: dict[str, list[Passage]]) -> None:
+        super().__init__(answers)
+        self.release = threading.Event()
+        self.inside = threading.Event()
+
+    def search(self, query: str, top_k: int):  # type: ignore[no-untyped-def]
+        self.inside.set()
+        self.release.wait(30)
+        return super().search(query, top_k)
+
+
+def test_searches_beyond_the_first_stage_bound_get_429(serve) -> None:  # type: ignore[no-untyped-def]
+    funnel = search_funnel()
+    retriever = BlockingRetriever(funnel.retriever.answers)  # type: ignore[attr-defined]
+    funnel.retriever = retriever
+    settings = ServerSettings(max_pending_searches=1)
+    live = serve(create_app(settings, Reranker(backend=KeywordBackend()), funnel=funnel))
+    with ThreadPoolExecutor(1) as pool, live.client() as client:
+        first = pool.submit(client.post, "/v1/search", json={"query": "router reset"})
+        retriever.inside.wait(10)
+        second = client.post("/v1/search", json={"query": "router reset"})
+        assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
+        retriever.release.set()
+        assert first.result().status_code == 200
+        assert client.post("/v1/search", json={"query": "router reset"}).status_code == 200
+
+
 # -- 3. health tells the truth ------------------------------------------------------------------
 
 
@@ -344,6 +374,13 @@ def test_a_lone_surrogate_is_a_422_in_every_dialect(fake, path, template, shape,
     assert r.status_code == 422, r.text
     shape.model_validate(r.json())
     assert "Unicode" in r.text
+
+
+def test_a_body_that_is_not_utf8_is_a_400(fake) -> None:  # type: ignore[no-untyped-def]
+    raw = b'{"query": "q", "documents": ["caf\xe9"]}'  # Latin-1, not UTF-8
+    r = fake.post("/v1/rerank", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert "not valid UTF-8" in r.json()["message"]
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])

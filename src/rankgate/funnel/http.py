@@ -136,9 +136,15 @@ def search_router(
             raise OverloadedError(
                 f"{pending[0]} searches are already retrieving; retry later", retry_after=1
             )
+        pending[0] += 1
+        released = [False]
+
+        def release() -> None:  # once, whether the first stage ended or never started
+            if not released[0]:
+                released[0] = True
+                pending[0] -= 1
 
         async def run() -> FunnelResult:
-            pending[0] += 1
             try:
                 retrieval = await asyncio.to_thread(
                     funnel.retrieve,
@@ -150,7 +156,7 @@ def search_router(
                     rules=rules,
                 )
             finally:
-                pending[0] -= 1
+                release()
             results = []
             if retrieval.candidates:
                 call = RerankCall(retrieval.rerank_query, retrieval.documents())
@@ -158,7 +164,10 @@ def search_router(
                 results = outcome.results
             return funnel.conclude(retrieval, results)
 
-        result = await service.bounded(run())
+        try:
+            result = await service.bounded(run())
+        finally:
+            release()
         return to_response(result, return_dropped=body.return_dropped)
 
     return router
