@@ -283,6 +283,7 @@ def test_heartbeat_tells_a_busy_worker_from_a_stuck_one() -> None:
 def test_a_request_larger_than_a_step_yields_to_higher_priority_between_its_steps() -> None:
     model = Model()
     queue = ModelQueue(model, QueueLimits(8, 1000, wait_s=0))  # two 4-token pairs per step
+
     async def main() -> list[list[float]]:
         big = asyncio.ensure_future(queue.submit([pair(100 + i) for i in range(6)], "low"))
         await asyncio.sleep(0)

@@ -34,6 +34,12 @@ class RerankerSettings(BaseSettings):
         False, description="Never contact the hub; load only from a directory or the cache."
     )
     backend: Literal["torch", "onnx"] = Field("torch", description="Inference backend.")
+    recipe: str = Field(
+        "auto",
+        description="Decoder (LLM) rerankers: the prompt and label tokens. auto: recognised "
+        "from the checkpoint (architecture, tokenizer, name); qwen3, bge-gemma, mxbai-v2; or "
+        "the path of a JSON recipe file.",
+    )
     onnx_file: str | None = Field(
         None,
         description="For backend=onnx: the ONNX file in the model directory, e.g. "
@@ -47,7 +53,9 @@ class RerankerSettings(BaseSettings):
         None,
         ge=32,
         description="Tokens per pair (query + document + special tokens); the query keeps at most "
-        "3/4. None: 1024, or the model's limit if that is smaller.",
+        "3/4. None: 1024, or the model's limit if that is smaller. Decoder rerankers follow "
+        "their reference: qwen3 the whole prompt (default 8192), bge-gemma the passage (512; "
+        "the prompt comes on top), mxbai-v2 query and document (8192).",
     )
     long_documents: LongDocumentPolicy = Field(
         "chunk",

@@ -13,7 +13,8 @@ of HTTP; the server maps it to status codes in one table (``rankgate.server.erro
     │   ├── NoDocumentsError         no documents / pairs were given
     │   ├── InvalidDocumentError     a document is None, not text, or lacks its text field
     │   ├── TooManyDocumentsError    more documents than the configured limit
-    │   └── InputTooLongError        input exceeds a token limit and truncation is off
+    │   ├── InputTooLongError        input exceeds a token limit and truncation is off
+    │   └── InstructionNotSupportedError  an instruction for a model without an instruction slot
     ├── BackendError                 the model failed while scoring
     │   ├── NonFiniteScoreError      the model produced NaN or infinity
     │   └── DeviceOutOfMemoryError   the accelerator ran out of memory even for one pair
@@ -31,6 +32,7 @@ __all__ = [
     "EmptyQueryError",
     "InputError",
     "InputTooLongError",
+    "InstructionNotSupportedError",
     "InvalidDocumentError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -116,6 +118,10 @@ class TooManyDocumentsError(InputError):
 
 class InputTooLongError(InputError):
     """An input exceeds a token limit and the caller turned truncation off."""
+
+
+class InstructionNotSupportedError(InputError):
+    """An instruction was given for a model that has no instruction slot (an encoder)."""
 
 
 class BackendError(RankgateError):

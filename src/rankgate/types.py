@@ -60,3 +60,5 @@ class ModelInfo:
     parameters: int
     load_seconds: float
     long_documents: LongDocumentPolicy
+    recipe: str | None = None
+    """The decoder recipe (``qwen3``, ``bge-gemma``, ``mxbai-v2``…); None for cross-encoders."""

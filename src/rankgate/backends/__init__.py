@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rankgate.backends.base import Backend, EncodedPair, PairTemplate
 from rankgate.config import RerankerSettings
+from rankgate.errors import ConfigError
 
 __all__ = ["Backend", "EncodedPair", "PairTemplate", "load_backend"]
 
@@ -19,6 +20,8 @@ def load_backend(settings: RerankerSettings) -> Backend:
     from rankgate.backends.hub import resolve_model_dir
 
     if settings.backend == "onnx":
+        if settings.recipe != "auto":
+            raise ConfigError("--recipe is for decoder (LLM) rerankers, which run on torch only")
         from rankgate.backends.hub import ONNX_PATTERNS
         from rankgate.backends.onnx_backend import OnnxBackend
 
@@ -44,6 +47,23 @@ def load_backend(settings: RerankerSettings) -> Backend:
         cache_dir=settings.cache_dir,
         offline=settings.offline,
     )
+    from rankgate.backends.decoder import DecoderBackend, is_causal_lm
+
+    if is_causal_lm(model_dir):
+        return DecoderBackend(
+            model_dir,
+            model_id=settings.model,
+            recipe=settings.recipe,
+            device=settings.device,
+            dtype=settings.dtype,
+            threads=settings.threads,
+            reuse_memory=settings.reuse_memory,
+        )
+    if settings.recipe != "auto":
+        raise ConfigError(
+            f"'{settings.model}' is an encoder cross-encoder; --recipe is for decoder (LLM) "
+            "rerankers only"
+        )
     return TorchBackend(
         model_dir,
         model_id=settings.model,

@@ -42,6 +42,8 @@ class PairTemplate:
     # Segment ids (token_type_ids) of the first and second part; None for models without them.
     first_type: int | None = None
     second_type: int | None = None
+    # Put before a window that starts inside a long document (a decoder's "B: " / "document: ").
+    doc_marker: tuple[int, ...] = ()
 
     @property
     def special_tokens(self) -> int:

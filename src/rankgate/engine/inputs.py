@@ -9,7 +9,7 @@ from typing import Any
 from rankgate.errors import EmptyQueryError, InputError, InvalidDocumentError, NoDocumentsError
 from rankgate.types import Document
 
-__all__ = ["check_query", "check_top_n", "document_texts", "normalize_pairs"]
+__all__ = ["check_instruction", "check_query", "check_top_n", "document_texts", "normalize_pairs"]
 
 
 def check_query(query: object) -> str:
@@ -20,6 +20,17 @@ def check_query(query: object) -> str:
     if not query.strip():
         raise EmptyQueryError("the query is empty")
     return query
+
+
+def check_instruction(instruction: object) -> str | None:
+    """None (the model's default), or a non-blank string."""
+    if instruction is None:
+        return None
+    if not isinstance(instruction, str):
+        raise InputError(f"the instruction must be a string, not {type(instruction).__name__}")
+    if not instruction.strip():
+        raise InputError("the instruction is empty; leave it out to use the model's default")
+    return instruction
 
 
 def check_top_n(top_n: object) -> int | None:

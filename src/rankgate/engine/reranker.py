@@ -15,7 +15,13 @@ from rankgate.backends.base import is_cuda
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine.batching import ForwardObserver, Keep, Progress, score_pairs
 from rankgate.engine.explain import Explanation, explain
-from rankgate.engine.inputs import check_query, check_top_n, document_texts, normalize_pairs
+from rankgate.engine.inputs import (
+    check_instruction,
+    check_query,
+    check_top_n,
+    document_texts,
+    normalize_pairs,
+)
 from rankgate.engine.pairs import DocPlan, PairBuilder
 from rankgate.engine.scoring import aggregate_max, rank_order, sigmoid
 from rankgate.engine.segments import Granularity
@@ -78,7 +84,10 @@ class Reranker:
         self.backend = backend if backend is not None else load_backend(self.settings)
         self.load_seconds = time.perf_counter() - started
         s = self.settings
-        self.max_length = s.max_length or min(DEFAULT_MAX_LENGTH, self.backend.model_max_length)
+        default = getattr(self.backend, "default_max_length", DEFAULT_MAX_LENGTH)
+        self.max_length = s.max_length or min(default, self.backend.model_max_length)
+        # Subtracted before the sigmoid (mxbai-rerank-v2's calibration); 0 for most models.
+        self.score_offset = float(getattr(self.backend, "score_offset", 0.0))
         self._builder = PairBuilder(
             self.backend,
             max_length=self.max_length,
@@ -96,7 +105,9 @@ class Reranker:
 
     def info(self) -> ModelInfo:
         b = self.backend
+        recipe = getattr(b, "recipe", None)
         return ModelInfo(
+            recipe=getattr(recipe, "name", None),
             model=self.backend.model_id,
             backend=b.name,
             device=b.device,
@@ -138,6 +149,7 @@ class Reranker:
         pairs: Sequence[Sequence[str]],
         *,
         normalize: bool = False,
+        instruction: str | None = None,
         batch_size: int | None = None,
         progress: Progress | None = None,
     ) -> list[float]:
@@ -145,17 +157,24 @@ class Reranker:
 
         Returns a list even for a single pair; raw logits unless ``normalize`` (sigmoid). A long
         passage is chunked (best window) or truncated as the ``long_documents`` setting says.
+        ``instruction`` is the task description of a decoder reranker (its default otherwise).
 
         Raises:
-            InputError: malformed or empty pairs. NonFiniteScoreError: the model returned NaN.
+            InputError: malformed or empty pairs; an instruction for a model without one.
+            NonFiniteScoreError: the model returned NaN.
         """
         checked = normalize_pairs(pairs)
-        plans = self._builder.plan([q for q, _ in checked], [p for _, p in checked])
+        plans = self._builder.plan(
+            [q for q, _ in checked], [p for _, p in checked], instruction=instruction
+        )
         self._warn_cut(plans)
         flat = [pair for plan in plans for pair in plan.pairs]
         logits = self.score_encoded(flat, batch_size=batch_size, progress=progress)
         scores = aggregate_max(logits, [len(p.pairs) for p in plans])
-        return [float(s) for s in (sigmoid(scores) if normalize else scores)]
+        return [float(s) for s in (self._sigmoid(scores) if normalize else scores)]
+
+    def _sigmoid(self, raw: np.ndarray) -> np.ndarray:
+        return sigmoid(raw - self.score_offset) if self.score_offset else sigmoid(raw)
 
     def prepare(
         self,
@@ -166,17 +185,20 @@ class Reranker:
         long_documents: LongDocumentPolicy | None = None,
         max_chunks: int | None = None,
         max_tokens_per_doc: int | None = None,
+        instruction: str | None = None,
     ) -> PreparedRequest:
         """Validate and tokenize a rerank request without scoring it.
 
         Raises:
-            InputError: empty query, no documents, a malformed document.
+            InputError: empty query, no documents, a malformed document, an instruction for a
+            model without one.
         """
         query = check_query(query)
         texts = document_texts(documents, rank_fields)
         plans = self._builder.plan(
             [query] * len(texts),
             texts,
+            instruction=check_instruction(instruction),
             policy=long_documents,
             max_chunks=max_chunks,
             max_tokens_per_doc=max_tokens_per_doc,
@@ -195,7 +217,7 @@ class Reranker:
         """Fold window logits back into ranked documents."""
         plans = prepared.plans
         raw = aggregate_max(logits, [len(p.pairs) for p in plans])
-        scores = sigmoid(raw) if normalize else raw.astype(np.float64)
+        scores = self._sigmoid(raw) if normalize else raw.astype(np.float64)
         return [
             RerankResult(
                 index=i,
@@ -219,6 +241,7 @@ class Reranker:
         long_documents: LongDocumentPolicy | None = None,
         max_chunks: int | None = None,
         max_tokens_per_doc: int | None = None,
+        instruction: str | None = None,
         progress: Progress | None = None,
     ) -> list[RerankResult]:
         """Rank ``documents`` by relevance to ``query``, best first.
@@ -232,10 +255,14 @@ class Reranker:
             long_documents: override the ``chunk`` / ``truncate`` setting for this call.
             max_chunks: most windows per document for this call.
             max_tokens_per_doc: cut each document to this many tokens first.
+            instruction: what relevance means for this request, for decoder rerankers that
+                take one (Qwen3-Reranker's ``<Instruct>``, bge-reranker-v2-gemma's prompt,
+                mxbai-rerank-v2's ``instruction:``); their default when None.
             progress: called with (pairs done, pairs total) after each batch.
 
         Raises:
-            InputError: empty query, no documents, a malformed document or top_n.
+            InputError: empty query, no documents, a malformed document or top_n; an
+                instruction for a cross-encoder, which has no instruction slot.
             NonFiniteScoreError: the model returned NaN or infinity.
         """
         top_n = check_top_n(top_n)
@@ -246,6 +273,7 @@ class Reranker:
             long_documents=long_documents,
             max_chunks=max_chunks,
             max_tokens_per_doc=max_tokens_per_doc,
+            instruction=instruction,
         )
         logits = self.score_encoded(prepared.pairs, progress=progress)
         return self.finish(prepared, logits, top_n=top_n, normalize=normalize)

@@ -1,0 +1,215 @@
+"""PyTorch + transformers backend for decoder ("LLM") rerankers: a prompt, then label logits.
+
+A causal LM (Qwen3-Reranker, bge-reranker-v2-gemma, mxbai-rerank-v2, or any other with a
+:class:`~rankgate.backends.recipes.Recipe`) reads each pair laid out by its recipe; the score is
+read at the last position from the label tokens' rows of the LM head only (a 2 × hidden product
+instead of the whole vocabulary, as vLLM's ``w_yes - w_no`` adapter does), in float32. Gemma-2's
+final logit soft-capping is applied to each label logit first, as the model's own head does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankgate.backends.base import EncodedPair, PairTemplate
+from rankgate.backends.recipes import Recipe, detect_recipe, load_recipe
+from rankgate.backends.runtime import reuse_freed_memory
+from rankgate.backends.tokenization import read_config
+from rankgate.backends.torch_backend import _torch, resolve_device, resolve_dtype
+from rankgate.errors import ConfigError, DeviceOutOfMemoryError, ModelLoadError
+
+__all__ = ["DecoderBackend", "is_causal_lm"]
+
+log = logging.getLogger(__name__)
+
+
+def is_causal_lm(model_dir: Path) -> bool:
+    """Whether the checkpoint in ``model_dir`` is a causal language model."""
+    architectures = read_config(model_dir).get("architectures") or [""]
+    return str(architectures[0]).endswith("ForCausalLM")
+
+
+class DecoderBackend:
+    """Scores pairs with a causal LM and its recipe.
+
+    Args:
+        model_dir: the checkpoint (``config.json``, weights, ``tokenizer.json``).
+        model_id: its name (hub id or path), also used to recognise the recipe.
+        recipe: ``auto`` (recognised from architecture, tokenizer and name), a built-in name
+            (``qwen3``, ``bge-gemma``, ``mxbai-v2``) or a JSON recipe file.
+    """
+
+    name = "torch"
+    packed = False
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        model_id: str,
+        recipe: str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: int | None = None,
+        reuse_memory: bool = True,
+    ) -> None:
+        torch = _torch()
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForCausalLM
+
+        self.model_id = model_id
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        if threads:
+            torch.set_num_threads(threads)
+        if reuse_memory and self.device == "cpu":
+            reuse_freed_memory()
+        config = read_config(model_dir)
+        path = Path(model_dir) / "tokenizer.json"
+        if not path.is_file():
+            raise ModelLoadError(f"{model_dir} has no tokenizer.json (a fast tokenizer file)")
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.recipe = self._choose_recipe(recipe, config)
+        try:
+            self._model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), dtype=getattr(torch, self.dtype)
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"could not load '{model_id}' from {model_dir}: {exc}") from exc
+        self._model.eval().to(self.device)
+        self._torch = torch
+        self._body = self._model.get_decoder()
+        model_config = self._model.config
+        self.model_max_length = int(getattr(model_config, "max_position_embeddings", 8192))
+        self.parameters = sum(p.numel() for p in self._model.parameters())
+        pad = model_config.pad_token_id
+        if pad is None:
+            pad = self._tok.token_to_id(str(config.get("pad_token", ""))) or 0
+        self.pad_token_id = int(pad)
+        self._bos = self._bos_id(model_config) if self.recipe.bos else ()
+        labels = [self._label_id(self.recipe.true_token)]
+        if self.recipe.false_token is not None:
+            labels.append(self._label_id(self.recipe.false_token))
+        head = self._model.get_output_embeddings().weight
+        self._rows = head[labels].detach().to(torch.float32).clone()
+        cap = getattr(model_config, "final_logit_softcapping", None)
+        self._softcap = float(cap) if cap else None
+        self.default_max_length = self.recipe.default_max_length
+        self.score_offset = self.recipe.normalize_offset
+        self.budget = self.recipe.budget
+        self.template = self.template_for(None)
+
+    # -- recipe and templates ----------------------------------------------------------------
+
+    def _choose_recipe(self, spec: str, config: dict[str, Any]) -> Recipe:
+        if spec != "auto":
+            return load_recipe(spec, self.model_id)
+        architecture = str((config.get("architectures") or [""])[0])
+        found = detect_recipe(architecture, self.model_id, set(self._tok.get_vocab()))
+        if found is None:
+            raise ConfigError(
+                f"'{self.model_id}' is a {architecture} whose reranking recipe is not recognised; "
+                "name it with --recipe (qwen3, bge-gemma, mxbai-v2) or give a JSON recipe file"
+            )
+        log.info("%s: the %s recipe", self.model_id, found)
+        return load_recipe(found, self.model_id)
+
+    def _bos_id(self, model_config: Any) -> tuple[int, ...]:
+        bos = getattr(model_config, "bos_token_id", None)
+        if bos is None or bos == model_config.pad_token_id:
+            return ()
+        return (int(bos),)
+
+    def _label_id(self, token: str) -> int:
+        ids = self._tok.encode(token, add_special_tokens=False).ids
+        if not ids:
+            raise ModelLoadError(f"the label token {token!r} encodes to nothing")
+        if len(ids) > 1:
+            log.warning(
+                "%s: label %r is %d tokens; its first is read", self.model_id, token, len(ids)
+            )
+        return int(ids[0])
+
+    def _ids(self, texts: Sequence[str]) -> tuple[int, ...]:
+        out: list[int] = []
+        for text in texts:
+            if text:
+                out.extend(self._tok.encode(text, add_special_tokens=False).ids)
+        return tuple(out)
+
+    def template_for(self, instruction: str | None) -> PairTemplate:
+        """The fixed parts around a pair (the instruction changes them where it is a prompt)."""
+        key = instruction if self.recipe.instruction_in_suffix else None
+        return self._template(key)
+
+    @lru_cache(maxsize=64)  # noqa: B019 - one backend per process, a handful of instructions
+    def _template(self, instruction: str | None) -> PairTemplate:
+        r = self.recipe
+        return PairTemplate(
+            prefix=self._bos + self._ids(r.prefix),
+            middle=self._ids(r.middle),
+            suffix=self._ids(r.suffix_texts(instruction)),
+            doc_marker=self._ids([r.document_marker]),
+        )
+
+    def format_query(self, query: str, instruction: str | None) -> str:
+        if self.recipe.instruction_in_suffix:
+            return self.recipe.query_text(query, None)
+        return self.recipe.query_text(query, instruction)
+
+    def format_document(self, document: str) -> str:
+        return self.recipe.document_text(document)
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        if not texts:
+            return []
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids[:max_tokens] if max_tokens is not None else e.ids for e in encodings]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(ids), skip_special_tokens=True))
+
+    def forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        torch = self._torch
+        try:
+            return self._forward(pairs)
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise DeviceOutOfMemoryError(
+                f"out of memory on {self.device} for {len(pairs)} pairs of up to "
+                f"{max(len(p) for p in pairs)} tokens"
+            ) from exc
+
+    def _forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """Right-padded batch; causal attention keeps each real token blind to the padding, so
+        the hidden state at a pair's last token is the one it has alone."""
+        torch = self._torch
+        width = max(len(p) for p in pairs)
+        ids = np.full((len(pairs), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(pairs), width), dtype=np.int64)
+        for row, pair in enumerate(pairs):
+            ids[row, : len(pair)] = pair.input_ids
+            mask[row, : len(pair)] = 1
+        last = torch.tensor([len(p) - 1 for p in pairs], device=self.device)
+        with torch.inference_mode():
+            hidden = self._body(
+                input_ids=torch.from_numpy(ids).to(self.device),
+                attention_mask=torch.from_numpy(mask).to(self.device),
+                use_cache=False,
+            ).last_hidden_state
+            final = hidden[torch.arange(len(pairs), device=self.device), last].float()
+            logits = final @ self._rows.to(final.device).T
+            if self._softcap is not None:
+                logits = torch.tanh(logits / self._softcap) * self._softcap
+            scores = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
+        return scores.cpu().numpy().astype(np.float32)

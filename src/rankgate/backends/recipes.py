@@ -1,0 +1,224 @@
+"""Decoder ("LLM") reranker recipes: how a causal LM reads a (query, document) pair, and which
+logits make its score. Pure data and token arithmetic; no torch.
+
+A recipe lays a pair out as ``prefix · query piece · middle · document piece · suffix``. Each
+piece is tokenized on its own, and the pieces are cut where the reference implementation's own
+tokenization has a boundary, so the token ids equal the reference's:
+
+- **qwen3** (Qwen/Qwen3-Reranker, QwenLM/Qwen3-Embedding README): the reference tokenizes the
+  system prefix, the body ``<Instruct>: {i}\\n<Query>: {q}\\n<Document>: {d}`` and the suffix
+  separately. The body is cut after ``<Instruct>:``, after the newline that ends the query and
+  after ``<Document>:``: places where Qwen's pre-tokenizer always splits (a ``?`` before the
+  newline merges with it, so the newline stays with the query). Score ``logit(yes) - logit(no)``.
+- **bge-gemma** (BAAI/bge-reranker-v2-gemma, FlagEmbedding ``FlagLLMReranker``): ``[bos] +
+  tok("A: " + q) + tok("\\n") + tok("B: " + p) + tok("\\n") + tok(prompt)``, pieces tokenized
+  separately as FlagEmbedding does; the prompt is the instruction. Score ``logit(Yes)``.
+- **mxbai-v2** (mixedbread-ai/mxbai-rerank-v2, package ``mxbai-rerank``): ChatML prefix,
+  ``tok("query: " + q)`` (``"instruction: {i}\\nquery: {q}"`` with an instruction),
+  ``tok("\\n")``, ``tok("document: " + d)``, ``tok("\\n") + tok(task prompt)``, ChatML suffix.
+  Score ``logit(1) - logit(0)``; normalized as ``sigmoid(x - estimated_max / 2)``.
+
+Truncation follows each reference: the query keeps at most 3/4 of ``max_length``, only the
+document is cut, and ``max_length`` means what it means there (qwen3: the whole sequence;
+bge-gemma: the passage, the template comes on top; mxbai-v2: query and document, the template on
+top). A custom recipe is a JSON file with the fields of :class:`Recipe`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from rankgate.errors import ConfigError
+
+__all__ = ["BUILTIN", "Budget", "Recipe", "detect_recipe", "load_recipe"]
+
+Budget = Literal["total", "passage", "pair"]
+"""What ``max_length`` bounds: the whole sequence; the passage (bge-gemma: the template comes on
+top); the query and document (mxbai-v2: the template comes on top)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A decoder reranker's prompt and score.
+
+    Attributes:
+        name: the recipe's name.
+        prefix: texts before the query piece, each tokenized on its own (special tokens are
+            written out, e.g. ``<|im_start|>``).
+        query: the query piece; ``{query}`` and, where the recipe has one, ``{instruction}``.
+        query_without_instruction: the query piece when no instruction is given (None: the
+            default instruction is always used).
+        middle: texts between the query and the document pieces.
+        document: the document piece, with ``{document}``.
+        suffix: texts after the document piece; one may be ``{instruction}`` (bge-gemma's
+            prompt).
+        true_token: the label token whose logit is the score.
+        false_token: subtracted from it when given (the log-odds of a yes/no answer).
+        default_instruction: used when a request gives none.
+        bos: start with the tokenizer's BOS token.
+        budget: what ``max_length`` bounds (see :data:`Budget`).
+        default_max_length: the reference's default ``max_length``.
+        normalize_offset: subtracted before the sigmoid when scores are normalized.
+        document_marker: prepended to windows that start inside a long document.
+    """
+
+    name: str
+    prefix: tuple[str, ...]
+    query: str
+    middle: tuple[str, ...]
+    document: str
+    suffix: tuple[str, ...]
+    true_token: str
+    false_token: str | None = None
+    query_without_instruction: str | None = None
+    default_instruction: str | None = None
+    bos: bool = False
+    budget: Budget = "total"
+    default_max_length: int = 8192
+    normalize_offset: float = 0.0
+    document_marker: str = ""
+
+    def query_text(self, query: str, instruction: str | None) -> str:
+        chosen = instruction if instruction is not None else self.default_instruction
+        if chosen is None and self.query_without_instruction is not None:
+            return self.query_without_instruction.format(query=query)
+        return self.query.format(query=query, instruction=chosen or "")
+
+    def suffix_texts(self, instruction: str | None) -> tuple[str, ...]:
+        chosen = instruction if instruction is not None else self.default_instruction
+        return tuple(part.replace("{instruction}", chosen or "") for part in self.suffix)
+
+    def document_text(self, document: str) -> str:
+        return self.document.format(document=document)
+
+    @property
+    def instruction_in_suffix(self) -> bool:
+        return any("{instruction}" in part for part in self.suffix)
+
+
+_QWEN3_SYSTEM = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+_GEMMA_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the "
+    "query by providing a prediction of either 'Yes' or 'No'."
+)
+_MXBAI_TASK = (
+    "You are a search relevance expert who evaluates how well documents match search queries. "
+    "For each query-document pair, carefully analyze the semantic relationship between them, "
+    "then provide your binary relevance judgment (0 for not relevant, 1 for relevant).\n"
+    "Relevance:"
+)
+
+BUILTIN: dict[str, Recipe] = {
+    "qwen3": Recipe(
+        name="qwen3",
+        prefix=(_QWEN3_SYSTEM, "<Instruct>:"),
+        query=" {instruction}\n<Query>: {query}\n",
+        middle=("<Document>:",),
+        document=" {document}",
+        suffix=("<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",),
+        true_token="yes",
+        false_token="no",
+        default_instruction=(
+            "Given a web search query, retrieve relevant passages that answer the query"
+        ),
+        budget="total",
+        default_max_length=8192,
+    ),
+    "bge-gemma": Recipe(
+        name="bge-gemma",
+        prefix=(),
+        query="A: {query}",
+        middle=("\n",),
+        document="B: {document}",
+        suffix=("\n", "{instruction}"),
+        true_token="Yes",
+        default_instruction=_GEMMA_PROMPT,
+        bos=True,
+        budget="passage",
+        default_max_length=512,
+        document_marker="B: ",
+    ),
+    "mxbai-v2": Recipe(
+        name="mxbai-v2",
+        prefix=(
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+            "assistant.<|im_end|>\n<|im_start|>user\n",
+        ),
+        query="instruction: {instruction}\nquery: {query}",
+        query_without_instruction="query: {query}",
+        middle=("\n",),
+        document="document: {document}",
+        suffix=("\n", _MXBAI_TASK, "<|im_end|>\n<|im_start|>assistant\n"),
+        true_token="1",
+        false_token="0",
+        budget="pair",
+        default_max_length=8192,
+        normalize_offset=6.0,  # estimated_max 12.0 (large, and the package's default) / 2
+        document_marker="document: ",
+    ),
+}
+
+# mxbai-rerank's own calibration: estimated_max per published model (the offset is half of it).
+_MXBAI_ESTIMATED_MAX = {
+    "mixedbread-ai/mxbai-rerank-base-v2": 9.0,
+    "mixedbread-ai/mxbai-rerank-large-v2": 12.0,
+}
+
+
+def load_recipe(spec: str, model_id: str = "") -> Recipe:
+    """A built-in recipe by name, or one from a JSON file with :class:`Recipe`'s fields.
+
+    Raises:
+        ConfigError: unknown name, unreadable file, or fields that are missing or unknown.
+    """
+    if spec in BUILTIN:
+        recipe = BUILTIN[spec]
+        if recipe.name == "mxbai-v2" and model_id in _MXBAI_ESTIMATED_MAX:
+            from dataclasses import replace
+
+            recipe = replace(recipe, normalize_offset=_MXBAI_ESTIMATED_MAX[model_id] / 2)
+        return recipe
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown recipe {spec!r}: use one of {sorted(BUILTIN)} or the path of a JSON file "
+            "with the recipe's fields"
+        )
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the recipe {path}: {exc}") from None
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"recipe {path}: unknown fields {unknown}; known: {sorted(known)}")
+    data.setdefault("name", path.stem)
+    for part in ("prefix", "middle", "suffix"):
+        value = data.get(part, ())
+        data[part] = (value,) if isinstance(value, str) else tuple(value)
+    try:
+        return Recipe(**data)
+    except TypeError as exc:
+        raise ConfigError(f"recipe {path}: {exc}") from None
+
+
+def detect_recipe(architecture: str, model_id: str, vocabulary: set[str]) -> str | None:
+    """The built-in recipe a causal-LM checkpoint was trained with, or None when unsure.
+
+    Recognised from the architecture, the model's name and the tokenizer's label tokens.
+    """
+    name = model_id.lower()
+    if "mxbai" in name and {"0", "1"} <= vocabulary:
+        return "mxbai-v2"
+    if architecture == "Qwen3ForCausalLM" and {"yes", "no"} <= vocabulary:
+        return "qwen3"
+    if architecture in {"GemmaForCausalLM", "Gemma2ForCausalLM"} and "Yes" in vocabulary:
+        return "bge-gemma"
+    return None

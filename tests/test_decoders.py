@@ -1,0 +1,242 @@
+"""Decoder (LLM) rerankers: each recipe's scores equal its reference implementation's.
+
+Tiny random causal LMs built on disk (rankgate.testing_llm): Qwen3ForCausalLM for the qwen3
+recipe, GemmaForCausalLM for bge-gemma, Qwen2ForCausalLM for mxbai-v2. References:
+
+- qwen3: a plain-transformers scorer written from the QwenLM/Qwen3-Embedding README (below), and
+  sentence-transformers' CrossEncoder (its LogitScore path, the model's chat template);
+- bge-gemma: FlagEmbedding's FlagLLMReranker itself, in .venv-flag (transformers 4);
+- mxbai-v2: the mxbai-rerank package's MxbaiRerankV2 itself, in .venv-flag.
+
+Parity within 1e-4 (fp32), on pairs that fit and on pairs whose document must be cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rankgate import InputTooLongError, InstructionNotSupportedError, Reranker
+from rankgate.testing_llm import build_decoder_model
+from tests.samples import DOCUMENTS, QUERY
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAG_PYTHON = ROOT / ".venv-flag" / "bin" / "python"
+
+QWEN3_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+QWEN3_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_DEFAULT = "Given a web search query, retrieve relevant passages that answer the query"
+
+LONG = " ".join(DOCUMENTS) * 3  # far over the max_length of the tests
+PAIRS = [
+    *[(QUERY, d) for d in DOCUMENTS],
+    ("What is the admin password?", "Hold reset for ten seconds.\nThen log in."),
+    ("router reset?", "  leading and trailing spaces  "),
+    ("路由器怎么重置？", "长按复位键十秒钟。"),
+    (QUERY, LONG),
+]
+
+
+@pytest.fixture(scope="session")
+def qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("qwen3-reranker"), "qwen3")
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("bge-reranker-v2-gemma"), "gemma")
+
+
+@pytest.fixture(scope="session")
+def mxbai_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("mxbai-rerank-v2"), "qwen2")
+
+
+def qwen3_reference(
+    model_dir: Path, pairs: list[tuple[str, str]], instruction: str, max_length: int
+) -> list[float]:
+    """The QwenLM/Qwen3-Embedding README's transformers recipe, as written there."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    yes = tokenizer.convert_tokens_to_ids("yes")
+    no = tokenizer.convert_tokens_to_ids("no")
+    prefix = tokenizer.encode(QWEN3_PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(QWEN3_SUFFIX, add_special_tokens=False)
+    texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
+    inputs = tokenizer(
+        texts,
+        padding=False,
+        truncation="longest_first",
+        return_attention_mask=False,
+        max_length=max_length - len(prefix) - len(suffix),
+    )
+    ids = [prefix + body + suffix for body in inputs["input_ids"]]
+    batch = tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits[:, -1, :]
+    return (logits[:, yes] - logits[:, no]).tolist()
+
+
+def reference_env(script: str, request: dict[str, object]) -> list[dict[str, list[float]]]:
+    if not FLAG_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the reference environment is missing; run scripts/setup-flag-env.sh")
+        pytest.skip("no .venv-flag (scripts/setup-flag-env.sh builds it)")
+    out = subprocess.run(
+        [str(FLAG_PYTHON), str(ROOT / "scripts" / script)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return list(json.loads(out.stdout)["results"])
+
+
+# -- qwen3 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("instruction", [None, "Find the passage that tells how to do it"])
+def test_qwen3_equals_the_readme_reference(qwen3_dir: Path, instruction: str | None) -> None:
+    max_length = 400  # the long document must be cut; the others fit
+    ours = Reranker(str(qwen3_dir), max_length=max_length, long_documents="truncate")
+    assert ours.info().recipe == "qwen3"
+    expected = qwen3_reference(qwen3_dir, PAIRS, instruction or QWEN3_DEFAULT, max_length)
+    got = ours.compute_score(PAIRS, instruction=instruction)
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert len(set(round(x, 3) for x in got)) > 3  # the random model does tell pairs apart
+
+
+def test_qwen3_equals_sentence_transformers_cross_encoder(qwen3_dir: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    fitting = PAIRS[:-1]
+    model = CrossEncoder(str(qwen3_dir), device="cpu")
+    expected = model.predict(fitting, activation_fn=lambda x: x, convert_to_numpy=True).tolist()
+    ours = Reranker(str(qwen3_dir))
+    assert ours.compute_score(fitting) == pytest.approx(expected, abs=1e-4)
+
+
+def test_qwen3_normalized_is_the_sigmoid_of_the_log_odds(qwen3_dir: Path) -> None:
+    import math
+
+    ours = Reranker(str(qwen3_dir))
+    raw = ours.compute_score(PAIRS[:3])
+    assert ours.compute_score(PAIRS[:3], normalize=True) == pytest.approx(
+        [1 / (1 + math.exp(-x)) for x in raw], abs=1e-6
+    )
+
+
+# -- bge-gemma -------------------------------------------------------------------------------
+
+GEMMA_PROMPTS = [None, "Does passage B answer query A? Say 'Yes' or 'No'."]
+MXBAI_INSTRUCTIONS = [None, "Find how-to passages"]
+
+
+@pytest.mark.reference
+def test_bge_gemma_equals_flag_llm_reranker(gemma_dir: Path) -> None:
+    max_length = 200  # FlagLLMReranker's passage budget; the prompt comes on top
+    cases = [{"pairs": PAIRS, "prompt": prompt} for prompt in GEMMA_PROMPTS]
+    request = {"model": str(gemma_dir), "max_length": max_length, "cases": cases}
+    results = reference_env("flag_llm_reference.py", request)
+    ours = Reranker(str(gemma_dir), max_length=max_length, long_documents="truncate")
+    assert ours.info().recipe == "bge-gemma"
+    for prompt, expected in zip(GEMMA_PROMPTS, results, strict=True):
+        got = ours.compute_score(PAIRS, instruction=prompt)
+        assert got == pytest.approx(expected["scores"], abs=1e-4), prompt
+        got = ours.compute_score(PAIRS, instruction=prompt, normalize=True)
+        assert got == pytest.approx(expected["normalized"], abs=1e-5), prompt
+    assert results[0]["scores"] != pytest.approx(results[1]["scores"], abs=1e-4)
+
+
+# -- mxbai-v2 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.reference
+def test_mxbai_equals_the_mxbai_rerank_package(mxbai_dir: Path) -> None:
+    max_length = 200  # query and document; the prompt comes on top
+    cases = [{"pairs": PAIRS, "instruction": i} for i in MXBAI_INSTRUCTIONS]
+    request = {"model": str(mxbai_dir), "max_length": max_length, "cases": cases}
+    results = reference_env("mxbai_reference.py", request)
+    ours = Reranker(str(mxbai_dir), max_length=max_length, long_documents="truncate")
+    assert ours.info().recipe == "mxbai-v2"
+    for instruction, expected in zip(MXBAI_INSTRUCTIONS, results, strict=True):
+        got = ours.compute_score(PAIRS, instruction=instruction)
+        assert got == pytest.approx(expected["scores"], abs=1e-4), instruction
+        # The package's own calibration: sigmoid(x - estimated_max / 2), 12.0 for other names.
+        got = ours.compute_score(PAIRS, instruction=instruction, normalize=True)
+        assert got == pytest.approx(expected["normalized"], abs=1e-5), instruction
+
+
+# -- behaviour shared with encoders ---------------------------------------------------------
+
+
+def test_long_documents_are_chunked_and_the_best_window_wins(qwen3_dir: Path) -> None:
+    rr = Reranker(str(qwen3_dir), max_length=400)
+    (result,) = rr.rerank(QUERY, [LONG], normalize=False)
+    assert result.chunks > 1 and not result.truncated
+    plans = rr.prepare(QUERY, [LONG]).plans[0]
+    assert all(len(pair) <= 400 for pair in plans.pairs)
+    windows = rr.score_encoded(list(plans.pairs))
+    assert result.score == pytest.approx(float(max(windows)), abs=1e-6)
+
+
+def test_an_instruction_changes_the_scores_of_a_decoder(qwen3_dir: Path) -> None:
+    rr = Reranker(str(qwen3_dir))
+    default = rr.compute_score(PAIRS[:4])
+    other = rr.compute_score(PAIRS[:4], instruction="Judge the passage's tone only")
+    assert default != pytest.approx(other, abs=1e-4)
+
+
+def test_a_max_length_the_template_fills_is_refused(qwen3_dir: Path) -> None:
+    from rankgate import ConfigError
+
+    with pytest.raises(ConfigError, match="template"):
+        Reranker(str(qwen3_dir), max_length=100)  # the qwen3 template alone takes 111 tokens
+    rr = Reranker(str(qwen3_dir), max_length=200)
+    with pytest.raises(InputTooLongError, match="no room for the document"):
+        rr.rerank(" ".join(["router"] * 120), ["d"])  # a query of 3/4 max_length
+
+
+def test_an_encoder_refuses_an_instruction(reranker: Reranker) -> None:
+    with pytest.raises(InstructionNotSupportedError, match="no instruction slot"):
+        reranker.rerank("q", ["d"], instruction="anything")
+
+
+def test_an_unrecognised_causal_lm_asks_for_a_recipe(tmp_path: Path) -> None:
+    from rankgate import ConfigError
+
+    model = build_decoder_model(tmp_path / "some-qwen2", "qwen2")  # no "mxbai" in the name
+    with pytest.raises(ConfigError, match="--recipe"):
+        Reranker(str(model))
+    assert Reranker(str(model), recipe="mxbai-v2").info().recipe == "mxbai-v2"
+
+
+def test_a_recipe_file_defines_a_custom_reranker(tmp_path: Path, qwen3_dir: Path) -> None:
+    recipe = {
+        "prefix": ["<|im_start|>user\n"],
+        "query": "Question: {query}\n",
+        "middle": [],
+        "document": "Passage: {document}",
+        "suffix": ["<|im_end|>\n<|im_start|>assistant\n"],
+        "true_token": "yes",
+        "false_token": "no",
+    }
+    path = tmp_path / "my-recipe.json"
+    path.write_text(json.dumps(recipe))
+    custom = Reranker(str(qwen3_dir), recipe=str(path))
+    assert custom.info().recipe == "my-recipe"
+    builtin = Reranker(str(qwen3_dir))
+    assert custom.compute_score(PAIRS[:3]) != pytest.approx(builtin.compute_score(PAIRS[:3]))
