@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random XLM-RoBERTa cross-encoder built on disk once per session."""
+"""Shared fixtures: tiny random models built on disk once per session (an XLM-RoBERTa
+cross-encoder, and a causal LM for each decoder recipe)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from rankgate import Reranker
 from rankgate.testing import KeywordBackend, build_model
+from rankgate.testing_llm import build_decoder_model
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,18 @@ def short_reranker(tiny_model: Path) -> Reranker:
 @pytest.fixture
 def keyword() -> Reranker:
     return Reranker(backend=KeywordBackend())
+
+
+@pytest.fixture(scope="session")
+def qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("qwen3-reranker"), "qwen3")
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("bge-reranker-v2-gemma"), "gemma")
+
+
+@pytest.fixture(scope="session")
+def mxbai_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_decoder_model(tmp_path_factory.mktemp("mxbai-rerank-v2"), "qwen2")

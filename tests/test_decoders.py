@@ -45,21 +45,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_decoder_model(tmp_path_factory.mktemp("qwen3-reranker"), "qwen3")
-
-
-@pytest.fixture(scope="session")
-def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_decoder_model(tmp_path_factory.mktemp("bge-reranker-v2-gemma"), "gemma")
-
-
-@pytest.fixture(scope="session")
-def mxbai_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_decoder_model(tmp_path_factory.mktemp("mxbai-rerank-v2"), "qwen2")
-
-
 def qwen3_reference(
     model_dir: Path, pairs: list[tuple[str, str]], instruction: str, max_length: int
 ) -> list[float]:

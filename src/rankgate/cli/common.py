@@ -76,6 +76,16 @@ Device = Annotated[
         show_default=False,
     ),
 ]
+Recipe = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RANKGATE_RECIPE",
+        rich_help_panel=_PANEL,
+        help="Decoder (LLM) rerankers: qwen3, bge-gemma, mxbai-v2, or a JSON recipe file. "
+        "Default: auto, recognised from the checkpoint.",
+        show_default=False,
+    ),
+]
 DType = Annotated[
     str | None,
     typer.Option(
@@ -91,8 +101,9 @@ MaxLength = Annotated[
     typer.Option(
         envvar="RANKGATE_MAX_LENGTH",
         rich_help_panel=_PANEL,
-        help="Tokens per pair; the query keeps at most 3/4. "
-        "Default: 1024, or the model's limit if smaller.",
+        help="Tokens per pair; the query keeps at most 3/4. Default: 1024, or the model's "
+        "limit if smaller; decoder rerankers follow their reference (qwen3 8192, bge-gemma "
+        "512 for the passage, mxbai-v2 8192).",
         show_default=False,
     ),
 ]

@@ -14,6 +14,7 @@ __all__ = ["MODEL_OPTIONS", "load_reranker", "model_settings"]
 MODEL_OPTIONS = (
     "model",
     "backend",
+    "recipe",
     "onnx_file",
     "device",
     "dtype",

@@ -21,6 +21,7 @@ def info(
     ] = False,
     model: common.Model = None,
     backend: common.Backend = None,
+    recipe: common.Recipe = None,
     onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,

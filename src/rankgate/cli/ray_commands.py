@@ -142,6 +142,7 @@ def score_batch(
     ] = True,
     model: common.Model = None,
     backend: common.Backend = None,
+    recipe: common.Recipe = None,
     device: common.Device = None,
     dtype: common.DType = None,
     max_length: common.MaxLength = None,

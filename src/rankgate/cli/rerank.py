@@ -131,8 +131,21 @@ def rerank(
     fmt: Annotated[
         str, typer.Option("--format", envvar="RANKGATE_FORMAT", help="auto, jsonl or lines.")
     ] = "auto",
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            "--instruction",
+            "-i",
+            envvar="RANKGATE_INSTRUCTION",
+            help="What relevance means here, for decoder rerankers (Qwen3-Reranker's Instruct, "
+            "bge-reranker-v2-gemma's prompt, mxbai-rerank-v2's instruction). Default: the "
+            "model's own; cross-encoders have none.",
+            show_default=False,
+        ),
+    ] = None,
     model: common.Model = None,
     backend: common.Backend = None,
+    recipe: common.Recipe = None,
     onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,
@@ -176,6 +189,7 @@ def rerank(
                 top_n=top_n,
                 normalize=not raw_scores,
                 rank_fields=rank_field,
+                instruction=instruction,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     if as_json:

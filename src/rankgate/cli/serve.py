@@ -176,6 +176,7 @@ def serve(
     log_level: LogLevel = None,
     model: common.Model = None,
     backend: common.Backend = None,
+    recipe: common.Recipe = None,
     onnx_file: common.OnnxFile = None,
     device: common.Device = None,
     dtype: common.DType = None,

@@ -77,6 +77,7 @@ class RerankCall:
     max_chunks: int | None = None
     max_tokens_per_doc: int | None = None
     truncate: bool | None = None  # None: the service's auto_truncate
+    instruction: str | None = None  # decoder rerankers; None: the model's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +185,26 @@ class RerankService:
         return await self.bounded(self._rerank(call, timings, priority))
 
     async def score(
-        self, queries: Sequence[str], documents: Sequence[str], normalize: bool, timings: Timings
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        normalize: bool,
+        timings: Timings,
+        *,
+        instruction: str | None = None,
     ) -> tuple[list[float], int]:
         """Scores of (queries[i], documents[i]) pairs, in their order, and the tokens used."""
-        return await self.bounded(self._score_pairs(queries, documents, normalize, timings))
+        work = self._score_pairs(queries, documents, normalize, timings, instruction)
+        return await self.bounded(work)
 
     async def explain(
-        self, query: str, document: Document, granularity: Granularity, timings: Timings
+        self,
+        query: str,
+        document: Document,
+        granularity: Granularity,
+        timings: Timings,
+        *,
+        instruction: str | None = None,
     ) -> Explanation:
         """Occlusion attribution of one document's score, scored at low priority.
 
@@ -198,7 +212,7 @@ class RerankService:
             InputError: empty query or document, too many segments, too many tokens.
             OverloadedError, UnavailableError, RequestTimeoutError, BackendError: as rerank.
         """
-        return await self.bounded(self._explain(query, document, granularity, timings))
+        return await self.bounded(self._explain(query, document, granularity, timings, instruction))
 
     async def bounded(self, work: Awaitable[T]) -> T:
         """``work`` within the request deadline; past it, it is cancelled (stops computing).
@@ -284,7 +298,12 @@ class RerankService:
         return RerankOutcome(results, prepared[0].input_tokens)
 
     async def _score_pairs(
-        self, queries: Sequence[str], documents: Sequence[str], normalize: bool, timings: Timings
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        normalize: bool,
+        timings: Timings,
+        instruction: str | None,
     ) -> tuple[list[float], int]:
         if not queries:
             raise EmptyQueryError("no query was given")
@@ -298,7 +317,7 @@ class RerankService:
 
         def prepare_all() -> list[PreparedRequest]:
             return [
-                self._prepare(RerankCall(q, [documents[i] for i in idx]))
+                self._prepare(RerankCall(q, [documents[i] for i in idx], instruction=instruction))
                 for q, idx in groups.items()
             ]
 
@@ -311,7 +330,12 @@ class RerankService:
         return scores, sum(p.input_tokens for p in prepared)
 
     async def _explain(
-        self, query: str, document: Document, granularity: Granularity, timings: Timings
+        self,
+        query: str,
+        document: Document,
+        granularity: Granularity,
+        timings: Timings,
+        instruction: str | None,
     ) -> Explanation:
         self.queue.check_admission(0, "low")
         limit = self.limits.max_explain_segments
@@ -320,7 +344,7 @@ class RerankService:
         def prepare() -> list[PreparedRequest]:
             text, spans, variants = occlusions(document, granularity, limit)
             holder.append((text, spans))
-            return [self.reranker.prepare(query, variants)]
+            return [self.reranker.prepare(query, variants, instruction=instruction)]
 
         prepared = await self._tokenize(timings, prepare)
         logits = await self._submit(prepared, timings, "low")
@@ -373,4 +397,5 @@ class RerankService:
             long_documents=None if truncate else "reject",
             max_chunks=call.max_chunks,
             max_tokens_per_doc=call.max_tokens_per_doc,
+            instruction=call.instruction,
         )

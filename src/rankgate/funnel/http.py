@@ -41,6 +41,9 @@ class SearchRequest(BaseModel):
         None, description="Rule overrides, e.g. {'min_score': 0.5, 'allow_sources': [...]}."
     )
     return_dropped: bool = Field(True, description="Also list dropped candidates and why.")
+    instruction: str | None = Field(
+        None, description="For decoder rerankers: what relevance means for the rerank stage."
+    )
 
 
 class SearchDocument(BaseModel):
@@ -159,7 +162,9 @@ def search_router(
                 release()
             results = []
             if retrieval.candidates:
-                call = RerankCall(retrieval.rerank_query, retrieval.documents())
+                call = RerankCall(
+                    retrieval.rerank_query, retrieval.documents(), instruction=body.instruction
+                )
                 outcome = await service.rerank(call, timings, priority="low")
                 results = outcome.results
             return funnel.conclude(retrieval, results)

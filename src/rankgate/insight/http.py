@@ -34,6 +34,9 @@ class ExplainRequest(BaseModel):
     granularity: Literal["sentence", "word"] = Field(
         "sentence", description="Occlude sentences (default) or words (CJK: characters)."
     )
+    instruction: str | None = Field(
+        None, description="For decoder rerankers: the instruction the scores are read under."
+    )
 
 
 class ExplainSegment(BaseModel):
@@ -75,7 +78,9 @@ def insight_router(
         through the model queue (at low priority, behind rerank requests).
         """
         timings: Timings = getattr(request.state, "timings", None) or Timings()
-        result = await get_service().explain(body.query, body.document, body.granularity, timings)
+        result = await get_service().explain(
+            body.query, body.document, body.granularity, timings, instruction=body.instruction
+        )
         return result.to_dict()
 
     @router.get("/v1/health/ranking")

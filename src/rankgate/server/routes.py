@@ -135,7 +135,9 @@ async def score(request: Request, body: vllm.ScoreRequest) -> Response:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     timings: Timings = request.state.timings
-    scores, tokens = await service.score(queries, documents, body.normalize, timings)
+    scores, tokens = await service.score(
+        queries, documents, body.normalize, timings, instruction=body.instruction
+    )
     out = vllm.ScoreResponse(
         id=f"score-{uuid.uuid4().hex}",
         created=int(time.time()),

@@ -51,6 +51,11 @@ class _Request(BaseModel):
     raw_scores: bool = Field(
         False, description="rankgate extension: raw logits instead of scores in [0, 1]."
     )
+    instruction: str | None = Field(
+        None,
+        description="What relevance means for this request, for decoder rerankers such as "
+        "Qwen3-Reranker (their default when absent); a cross-encoder answers 422.",
+    )
 
     def to_call(self) -> RerankCall:
         return RerankCall(
@@ -61,6 +66,7 @@ class _Request(BaseModel):
             rank_fields=self.rank_fields,
             max_chunks=self.max_chunks_per_doc,
             max_tokens_per_doc=self.max_tokens_per_doc,
+            instruction=self.instruction,
         )
 
     def ignored_fields(self) -> list[str]:

@@ -34,6 +34,11 @@ class TEIRerankRequest(BaseModel):
     )
     raw_scores: bool = Field(False, description="Raw logits instead of sigmoid scores.")
     return_text: bool = Field(False, description="Include each text in its result.")
+    instruction: str | None = Field(
+        None,
+        description="rankgate extension: what relevance means, for decoder rerankers such as "
+        "Qwen3-Reranker (their default when absent); a cross-encoder answers 422.",
+    )
 
     def to_call(self) -> RerankCall:
         return RerankCall(
@@ -42,6 +47,7 @@ class TEIRerankRequest(BaseModel):
             top_n=None,
             normalize=not self.raw_scores,
             truncate=self.truncate,
+            instruction=self.instruction,
         )
 
 

@@ -26,6 +26,12 @@ class ScoreRequest(BaseModel):
     activation: bool | None = Field(None, description="Older name of use_activation.")
     priority: int | None = Field(None, description="Accepted for compatibility; ignored.")
     user: str | None = Field(None, description="Accepted for compatibility; ignored.")
+    instruction: str | None = Field(
+        None,
+        description="What relevance means, for decoder rerankers such as Qwen3-Reranker (as "
+        "vLLM and SGLang accept it; the model's default when absent); a cross-encoder answers "
+        "422.",
+    )
 
     def pairs(self) -> tuple[list[str], list[str]]:
         """Queries and documents, one of each per pair.
