@@ -225,3 +225,11 @@ def test_a_recipe_file_defines_a_custom_reranker(tmp_path: Path, qwen3_dir: Path
     assert custom.info().recipe == "my-recipe"
     builtin = Reranker(str(qwen3_dir))
     assert custom.compute_score(PAIRS[:3]) != pytest.approx(builtin.compute_score(PAIRS[:3]))
+
+
+def test_onnx_export_says_decoders_run_on_torch(qwen3_dir: Path, tmp_path: Path) -> None:
+    from rankgate import ConfigError
+    from rankgate.backends.onnx_export import export_onnx
+
+    with pytest.raises(ConfigError, match="torch backend"):
+        export_onnx(qwen3_dir, tmp_path / "out")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rankgate.errors import BackendError, MissingDependencyError, ModelLoadError
+from rankgate.errors import BackendError, ConfigError, MissingDependencyError, ModelLoadError
 
 __all__ = ["ExportResult", "export_onnx", "quantize_int8"]
 
@@ -124,6 +124,13 @@ def export_onnx(
     source = resolve_model_dir(
         str(model_dir_or_id), revision=revision, cache_dir=cache_dir, offline=offline
     )
+    from rankgate.backends.decoder import is_causal_lm
+
+    if is_causal_lm(source):
+        raise ConfigError(
+            f"'{model_dir_or_id}' is a decoder (LLM) reranker; ONNX export covers cross-encoders "
+            "only, and decoder rerankers run on the torch backend"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
