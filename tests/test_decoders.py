@@ -233,3 +233,24 @@ def test_onnx_export_says_decoders_run_on_torch(qwen3_dir: Path, tmp_path: Path)
 
     with pytest.raises(ConfigError, match="torch backend"):
         export_onnx(qwen3_dir, tmp_path / "out")
+
+
+@pytest.mark.parametrize("family", ["qwen3_dir", "gemma_dir", "mxbai_dir"])
+def test_shared_prefix_reuse_equals_scoring_each_pair_whole(
+    family: str, request: pytest.FixtureRequest
+) -> None:
+    import random
+
+    model_dir = request.getfixturevalue(family)
+    queries = [QUERY, "What is the admin password?", "路由器怎么重置？"]
+    pairs = [(q, d) for q in queries for d in DOCUMENTS[:6]]
+    random.Random(0).shuffle(pairs)  # any order: each pass holds several queries' documents
+    whole = Reranker(str(model_dir), max_length=400, prefix_cache=False)
+    alone = [whole.compute_score([p])[0] for p in pairs]
+    for batch_tokens in (1, 2000, 16384):  # passes of one pair, of several, of all
+        shared = Reranker(str(model_dir), max_length=400, batch_tokens=batch_tokens)
+        assert shared.compute_score(pairs) == pytest.approx(alone, abs=1e-5), batch_tokens
+        saved = shared.backend.shared_prefix_tokens_saved  # type: ignore[attr-defined]
+        assert (saved > 0) == (batch_tokens > 1), batch_tokens
+    assert whole.compute_score(pairs) == pytest.approx(alone, abs=1e-5)
+    assert whole.backend.shared_prefix_tokens_saved == 0  # type: ignore[attr-defined]

@@ -91,6 +91,12 @@ class RerankerSettings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for inference (None: one per physical core)."
     )
+    prefix_cache: bool = Field(
+        True,
+        description="Decoder (LLM) rerankers: compute the prompt and the query once for all the "
+        "documents of a forward pass that share them and reuse their key/value cache (exact with "
+        "causal attention); false scores every pair whole.",
+    )
     packed: bool | None = Field(
         None,
         description="torch backend, BERT-family models: run forward passes on real tokens only "

@@ -17,7 +17,7 @@ from rankgate import Reranker
 from rankgate.server import ServerSettings, create_app
 from rankgate.server.protocol.errors import CohereError, TEIError, VLLMError
 
-from .conftest import LiveServer, free_port
+from .conftest import LiveServer, free_port, parse_metric
 
 QUERY = "how do I reset the router password?"
 DOCS = [
@@ -61,6 +61,9 @@ def test_every_dialect_answers_the_library_scores(
         assert [d["score"] for d in r.json()["data"]] == pytest.approx(expected, abs=1e-5)
         r = c.get("/info")
         assert r.json()["rankgate"]["backend"] == "torch"
+        metrics = c.get("/metrics").text
+    saved = parse_metric(metrics, "rankgate_shared_prefix_tokens_saved")
+    assert saved > 0  # each request's documents shared its prompt and query
 
 
 def test_an_instruction_moves_the_scores_over_http(qwen3_server: LiveServer) -> None:

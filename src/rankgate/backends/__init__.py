@@ -58,6 +58,7 @@ def load_backend(settings: RerankerSettings) -> Backend:
             dtype=settings.dtype,
             threads=settings.threads,
             reuse_memory=settings.reuse_memory,
+            prefix_cache=settings.prefix_cache,
         )
     if settings.recipe != "auto":
         raise ConfigError(

@@ -23,6 +23,9 @@ class EncodedPair:
 
     input_ids: tuple[int, ...]
     token_type_ids: tuple[int, ...] | None = None
+    # Leading tokens (template prefix, query, middle) that every document of the same query
+    # shares; a causal model may compute them once and reuse their key/value cache.
+    shared: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -51,11 +54,11 @@ class PairTemplate:
 
     def build(self, query: Sequence[int], document: Sequence[int]) -> EncodedPair:
         ids = (*self.prefix, *query, *self.middle, *document, *self.suffix)
-        if self.first_type is None or self.second_type is None:
-            return EncodedPair(ids)
         first = len(self.prefix) + len(query) + len(self.middle)
+        if self.first_type is None or self.second_type is None:
+            return EncodedPair(ids, shared=first)
         types = (self.first_type,) * first + (self.second_type,) * (len(ids) - first)
-        return EncodedPair(ids, types)
+        return EncodedPair(ids, types, shared=first)
 
     @classmethod
     def derive(

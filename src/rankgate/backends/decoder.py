@@ -9,6 +9,7 @@ final logit soft-capping is applied to each label logit first, as the model's ow
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
@@ -58,6 +59,7 @@ class DecoderBackend:
         dtype: str = "auto",
         threads: int | None = None,
         reuse_memory: bool = True,
+        prefix_cache: bool = True,
     ) -> None:
         torch = _torch()
         from tokenizers import Tokenizer
@@ -106,6 +108,11 @@ class DecoderBackend:
         self.score_offset = self.recipe.normalize_offset
         self.budget = self.recipe.budget
         self.template = self.template_for(None)
+        self.prefix_cache = prefix_cache
+        self.shared_prefix_tokens_saved = 0
+        self._cache_argument = (
+            "cache" if "cache" in inspect.signature(self._body.forward).parameters else None
+        ) or "past_key_values"
 
     # -- recipe and templates ----------------------------------------------------------------
 
@@ -191,6 +198,64 @@ class DecoderBackend:
             ) from exc
 
     def _forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """Pairs that share their prefix with another pair of the pass reuse its key/value
+        cache; the rest run whole."""
+        if not self.prefix_cache:
+            return self._whole(pairs)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, pair in enumerate(pairs):
+            groups.setdefault(pair.input_ids[: pair.shared], []).append(i)
+        out = np.empty(len(pairs), dtype=np.float32)
+        alone = [idx[0] for prefix, idx in groups.items() if len(idx) == 1 or not prefix]
+        if alone:
+            out[alone] = self._whole([pairs[i] for i in alone])
+        for prefix, idx in groups.items():
+            if len(idx) > 1 and prefix:
+                out[idx] = self._with_prefix(prefix, [pairs[i] for i in idx])
+        return out
+
+    def _with_prefix(self, prefix: tuple[int, ...], pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """The shared prefix once, then every pair's rest on a copy of its key/value cache, at
+        positions that follow the prefix: the same attention as scoring each pair whole."""
+        torch = self._torch
+        p = len(prefix)
+        rests = [pair.input_ids[p:] for pair in pairs]
+        width = max(len(r) for r in rests)
+        ids = np.full((len(pairs), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(pairs), p + width), dtype=np.int64)
+        mask[:, :p] = 1
+        for row, rest in enumerate(rests):
+            ids[row, : len(rest)] = rest
+            mask[row, p : p + len(rest)] = 1
+        device = self.device
+        with torch.inference_mode():
+            head = self._body(
+                input_ids=torch.tensor([prefix], device=device), use_cache=True
+            ).past_key_values
+            head.batch_repeat_interleave(len(pairs))
+            positions = torch.arange(p, p + width, device=device).unsqueeze(0)
+            hidden = self._body(
+                input_ids=torch.from_numpy(ids).to(device),
+                attention_mask=torch.from_numpy(mask).to(device),
+                position_ids=positions.expand(len(pairs), -1),
+                use_cache=True,
+                **{self._cache_argument: head},
+            ).last_hidden_state
+            last = torch.tensor([len(r) - 1 for r in rests], device=device)
+            final = hidden[torch.arange(len(pairs), device=device), last]
+        self.shared_prefix_tokens_saved += p * (len(pairs) - 1)
+        return self._score(final)
+
+    def _score(self, final: Any) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            logits = final.float() @ self._rows.to(final.device).T
+            if self._softcap is not None:
+                logits = torch.tanh(logits / self._softcap) * self._softcap
+            scores = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
+        return scores.cpu().numpy().astype(np.float32)
+
+    def _whole(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         """Right-padded batch; causal attention keeps each real token blind to the padding, so
         the hidden state at a pair's last token is the one it has alone."""
         torch = self._torch
@@ -207,9 +272,5 @@ class DecoderBackend:
                 attention_mask=torch.from_numpy(mask).to(self.device),
                 use_cache=False,
             ).last_hidden_state
-            final = hidden[torch.arange(len(pairs), device=self.device), last].float()
-            logits = final @ self._rows.to(final.device).T
-            if self._softcap is not None:
-                logits = torch.tanh(logits / self._softcap) * self._softcap
-            scores = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
-        return scores.cpu().numpy().astype(np.float32)
+            final = hidden[torch.arange(len(pairs), device=self.device), last]
+        return self._score(final)

@@ -82,9 +82,19 @@ class ServerMetrics(QueueObserver):
         )
         for stage in ("queued", "running"):
             self.cancelled_tokens.labels(stage)
+        self.prefix_saved = Gauge(
+            "rankgate_shared_prefix_tokens_saved",
+            "Decoder rerankers: prompt and query tokens not computed again because documents "
+            "of a forward pass shared them (their key/value cache was reused); grows only.",
+            registry=r,
+        )
         self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", registry=r)
         self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", registry=r)
         self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
+
+    def watch_prefix_saved(self, saved: Callable[[], float]) -> None:
+        """Read the backend's count of shared-prefix tokens saved when scraped."""
+        self.prefix_saved.set_function(saved)
 
     def watch_queue(self, tokens: Callable[[], float], pairs: Callable[[], float]) -> None:
         """Read the queue depth when scraped."""

@@ -149,6 +149,10 @@ class ServerState:
         )
         queue = self.queue
         self.metrics.watch_queue(lambda: queue.queued_tokens, lambda: queue.queued_pairs)
+        backend = reranker.backend
+        self.metrics.watch_prefix_saved(
+            lambda: float(getattr(backend, "shared_prefix_tokens_saved", 0))
+        )
         self.queue.start()
         self.service = RerankService(
             reranker,
