@@ -121,8 +121,25 @@ def tiny_library(tiny_model_dir: Path) -> Reranker:
 
 
 def parse_metric(text: str, name: str) -> float:
-    """The value of one sample line (name with labels exactly as exposed)."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
+    """The value of a sample: ``name`` or ``name{label="value",...}``; the labels given must
+    match, others (such as ``model``) are summed over.
+
+    Raises:
+        KeyError: no sample matches.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base, _, rest = name.partition("{")
+    wanted = dict(
+        (k, v.strip('"'))
+        for k, v in (part.split("=", 1) for part in rest.rstrip("}").split(",") if part)
+    )
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == base and wanted.items() <= sample.labels.items()
+    ]
+    if not found:
+        raise KeyError(name)
+    return float(sum(found))

@@ -177,6 +177,10 @@ class DecoderBackend:
 
     # -- Backend -----------------------------------------------------------------------------
 
+    def set_threads(self, threads: int) -> None:
+        """CPU threads of the calling thread's forward passes (a model queue's worker)."""
+        self._torch.set_num_threads(threads)
+
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         if not texts:
             return []

@@ -160,6 +160,10 @@ class TorchBackend:
             return None
         return encoder
 
+    def set_threads(self, threads: int) -> None:
+        """CPU threads of the calling thread's forward passes (a model queue's worker)."""
+        self._torch.set_num_threads(threads)
+
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         return self._tokenizer.tokenize(texts, max_tokens)
 

@@ -10,6 +10,9 @@ import typer
 from rankgate.cli import common
 from rankgate.cli import ray_commands as rc
 from rankgate.cli.loading import model_settings
+from rankgate.config import RerankerSettings
+from rankgate.errors import ConfigError
+from rankgate.types import DEFAULT_MODEL
 
 _PANEL = "Server options"
 
@@ -174,7 +177,19 @@ def serve(
     tokenizer_workers: TokenizerWorkers = None,
     shutdown_grace_s: Grace = None,
     log_level: LogLevel = None,
-    model: common.Model = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            envvar="RANKGATE_MODEL",
+            rich_help_panel="Model options",
+            help="Hub id or local directory; repeat to serve several, each as NAME=MODEL to "
+            "give its served name (a request's 'model' picks one; the first is the default). "
+            f"Default: {DEFAULT_MODEL}.",
+            show_default=False,
+        ),
+    ] = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
     onnx_file: common.OnnxFile = None,
@@ -245,7 +260,11 @@ def serve(
             shutdown_grace_s=shutdown_grace_s,
             log_level=log_level,
         )
-        reranker_settings = model_settings(locals())
+        options = dict(locals())
+        served = served_models(model, options)
+        reranker_settings = next(iter(served.values()))
+        if ray and len(served) > 1:
+            raise ConfigError("several models in one server are not yet supported with --ray")
         if ray:
             common.quiet_libraries()
             rc.serve_on_ray(
@@ -266,6 +285,33 @@ def serve(
         # Load before listening, so a bad model fails here with its exit code, not in uvicorn.
         from rankgate.engine import Reranker
 
-        reranker = Reranker(settings=reranker_settings)
-        app = create_app(settings, reranker)
+        rerankers = {name: Reranker(settings=ms) for name, ms in served.items()}
+        app = create_app(settings, rerankers)
     run_server(app)
+
+
+def served_models(
+    specs: list[str] | None, options: dict[str, object]
+) -> dict[str | None, RerankerSettings]:
+    """Model settings by served name from ``--model`` values (``MODEL`` or ``NAME=MODEL``).
+
+    An unnamed first model is served as ``--served-model-name`` or its id (key None); other
+    unnamed models as their id. The other model options apply to every model.
+
+    Raises:
+        ConfigError: an empty name or model, or two models under one name.
+    """
+    if not specs:
+        return {None: model_settings({**options, "model": None})}
+    out: dict[str | None, RerankerSettings] = {}
+    for i, spec in enumerate(specs):
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        if sep and (not name or not path):
+            raise ConfigError(f"--model {spec!r}: use MODEL or NAME=MODEL")
+        key: str | None = name or (None if i == 0 else path)
+        if key in out:
+            raise ConfigError(f"--model {spec!r}: a second model served as {key or path!r}")
+        out[key] = model_settings({**options, "model": path})
+    return out

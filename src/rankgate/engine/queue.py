@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -183,6 +183,7 @@ class ModelQueue:
         score: raw logits for a list of pairs, in order (``Reranker.score_encoded``).
         limits: step and queue sizes.
         observer: told of steps, forward passes and cancelled work (metrics).
+        on_start: run first in the worker thread (per-thread settings such as CPU threads).
 
     Example:
         >>> queue = ModelQueue(reranker.score_encoded, QueueLimits(4096, 1 << 20))  # doctest: +SKIP
@@ -191,9 +192,15 @@ class ModelQueue:
     """
 
     def __init__(
-        self, score: ScoreFn, limits: QueueLimits, observer: QueueObserver | None = None
+        self,
+        score: ScoreFn,
+        limits: QueueLimits,
+        observer: QueueObserver | None = None,
+        *,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self._score = score
+        self._on_start = on_start
         self.limits = limits
         self._observer = observer or QueueObserver()
         self._queues: dict[Priority, deque[_Job]] = {p: deque() for p in PRIORITIES}
@@ -377,6 +384,8 @@ class ModelQueue:
         return None
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while True:
             with self._cond:
                 while self._oldest() is None and not self._closing:

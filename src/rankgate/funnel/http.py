@@ -108,7 +108,7 @@ def to_response(result: FunnelResult, *, return_dropped: bool = True) -> SearchR
 
 def search_router(
     get_funnel: Callable[[], Funnel],
-    get_service: Callable[[], RerankService],
+    get_service: Callable[..., RerankService],
     *,
     max_pending: int = 8,
     responses: dict[int | str, dict[str, Any]] | None = None,

@@ -37,6 +37,9 @@ class ExplainRequest(BaseModel):
     instruction: str | None = Field(
         None, description="For decoder rerankers: the instruction the scores are read under."
     )
+    model: str | None = Field(
+        None, description="Which served model explains (with several); default: the first."
+    )
 
 
 class ExplainSegment(BaseModel):
@@ -55,7 +58,7 @@ class ExplainResponse(BaseModel):
 
 
 def insight_router(
-    get_service: Callable[[], RerankService],
+    get_service: Callable[[str | None], RerankService],
     health: RankingHealth,
     *,
     responses: dict[int | str, dict[str, Any]] | None = None,
@@ -78,7 +81,7 @@ def insight_router(
         through the model queue (at low priority, behind rerank requests).
         """
         timings: Timings = getattr(request.state, "timings", None) or Timings()
-        result = await get_service().explain(
+        result = await get_service(body.model).explain(
             body.query, body.document, body.granularity, timings, instruction=body.instruction
         )
         return result.to_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -115,9 +115,9 @@ def _add_handlers(app: FastAPI) -> None:
 
 def create_app(
     settings: ServerSettings | None = None,
-    reranker: Reranker | None = None,
+    reranker: Reranker | Mapping[str | None, Reranker] | None = None,
     *,
-    model_settings: RerankerSettings | None = None,
+    model_settings: RerankerSettings | Mapping[str | None, RerankerSettings] | None = None,
     health: RankingHealth | None = None,
     funnel_settings: FunnelSettings | None = None,
     funnel: Funnel | None = None,
@@ -126,9 +126,11 @@ def create_app(
 
     Args:
         settings: server options (default: from RANKGATE_* variables and defaults).
-        reranker: an already loaded engine (tests, embedding); else one is loaded from
+        reranker: an already loaded engine (tests, embedding), or several by served name (the
+            first is the default; a None name is the model's id); else they are loaded from
             ``model_settings`` at startup, before the server accepts connections.
-        model_settings: how to load the model when ``reranker`` is None.
+        model_settings: how to load the model (or the models, by served name) when
+            ``reranker`` is None.
         health: the ranking-health monitor every rerank feeds (default: one with
             RANKGATE_HEALTH_* settings).
         funnel_settings: the search funnel's settings (default: RANKGATE_* funnel variables,
@@ -155,11 +157,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = reranker
-        if engine is None:
-            engine = await asyncio.to_thread(Reranker, settings=model_settings)
-        state.bind(engine)
-        log.info("serving %s on the %s backend", state.model_name, engine.info().device)
+        engines = reranker
+        if engines is None:
+            wanted = (
+                model_settings if isinstance(model_settings, Mapping) else {None: model_settings}
+            )
+            engines = {
+                name: await asyncio.to_thread(Reranker, settings=ms) for name, ms in wanted.items()
+            }
+        state.bind(engines)
+        for served in state.models.values():
+            info = served.reranker.info()
+            log.info("serving %s (%s) on %s", served.name, info.model, info.device)
         try:
             yield
         finally:

@@ -7,6 +7,7 @@ InvalidJSONError                        400     validation   what is wrong with 
 EmptyQueryError, NoDocumentsError       400     empty        the exception's text
 AuthenticationError                     401     unauthorized fixed
 RouteNotFoundError (404, 405)           404/405 not_found    fixed (405 has an Allow header)
+ModelNotServedError                     404     not_found    names the served models
 BodyTimeoutError                        408     timeout      the exception's text
 TooManyDocumentsError                   413     validation   the exception's text
 PayloadTooLargeError                    413     validation   the exception's text
@@ -52,6 +53,7 @@ __all__ = [
     "ErrorKind",
     "InvalidJSONError",
     "InvalidRequestError",
+    "ModelNotServedError",
     "PayloadTooLargeError",
     "RouteNotFoundError",
     "classify",
@@ -94,6 +96,18 @@ class ClientDisconnectedError(RankgateError):
     """The client went away before its answer; nothing can be sent."""
 
 
+class ModelNotServedError(RankgateError):
+    """A request named a model this server does not serve (with several models served)."""
+
+    def __init__(self, model: str, served: list[str]) -> None:
+        self.model = model
+        self.served = served
+        super().__init__(
+            f"model {model!r} is not served here; the served models are "
+            + ", ".join(repr(name) for name in served)
+        )
+
+
 class AuthenticationError(RankgateError):
     """No API key, or one the server does not know."""
 
@@ -130,6 +144,7 @@ _TABLE: list[tuple[type[BaseException], ErrorKind]] = [
             "invalid or missing API key; send 'Authorization: Bearer KEY'",
         ),
     ),
+    (ModelNotServedError, ErrorKind(404, "not_found", "unknown_model")),
     (BodyTimeoutError, ErrorKind(408, "timeout", "body_timeout")),
     (ClientDisconnectedError, ErrorKind(499, "disconnected", "client_disconnected")),
     (TooManyDocumentsError, ErrorKind(413, "validation", "too_many_documents")),

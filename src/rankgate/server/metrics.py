@@ -18,10 +18,11 @@ _PAIRS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 _REQUESTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 
-class ServerMetrics(QueueObserver):
+class ServerMetrics:
     """Counters of requests, failures, documents and tokens; per-phase timings; batch shapes.
 
-    Also the model queue's observer: steps, forward passes and cancelled work.
+    Each model queue reports its steps, forward passes and cancelled work through
+    :meth:`for_model`, under its model's label.
     """
 
     def __init__(self) -> None:
@@ -45,34 +46,40 @@ class ServerMetrics(QueueObserver):
             buckets=_SECONDS,
             registry=r,
         )
+        m = ["model"]
         self.batch_pairs = Histogram(
-            "rankgate_batch_pairs", "Pairs per model step.", buckets=_PAIRS, registry=r
+            "rankgate_batch_pairs", "Pairs per model step.", m, buckets=_PAIRS, registry=r
         )
         self.batch_requests = Histogram(
             "rankgate_batch_requests",
             "Requests whose pairs shared one model step.",
+            m,
             buckets=_REQUESTS,
             registry=r,
         )
         self.batch_seconds = Histogram(
-            "rankgate_batch_seconds", "Seconds per model step.", buckets=_SECONDS, registry=r
+            "rankgate_batch_seconds", "Seconds per model step.", m, buckets=_SECONDS, registry=r
         )
         self.forward_pairs = Histogram(
-            "rankgate_forward_pairs", "Pairs per forward pass.", buckets=_PAIRS, registry=r
+            "rankgate_forward_pairs", "Pairs per forward pass.", m, buckets=_PAIRS, registry=r
         )
         self.forward_real_tokens = Counter(
-            "rankgate_forward_real_tokens", "Real tokens computed by forward passes.", registry=r
+            "rankgate_forward_real_tokens",
+            "Real tokens computed by forward passes.",
+            m,
+            registry=r,
         )
         self.forward_padded_tokens = Counter(
             "rankgate_forward_padded_tokens",
             "Tokens computed by forward passes, padding included (real / padded = efficiency).",
+            m,
             registry=r,
         )
         self.cancelled_tokens = Counter(
             "rankgate_cancelled_tokens",
             "Tokens not computed because their request was cancelled (client gone, deadline "
             "passed, shutdown), by where it was: queued or running.",
-            ["stage"],
+            ["model", "stage"],
             registry=r,
         )
         self.disconnects = Counter(
@@ -80,39 +87,42 @@ class ServerMetrics(QueueObserver):
             "Requests whose client went away before the answer; their work was cancelled.",
             registry=r,
         )
-        for stage in ("queued", "running"):
-            self.cancelled_tokens.labels(stage)
         self.prefix_saved = Gauge(
             "rankgate_shared_prefix_tokens_saved",
             "Decoder rerankers: prompt and query tokens not computed again because documents "
             "of a forward pass shared them (their key/value cache was reused); grows only.",
+            m,
             registry=r,
         )
-        self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", registry=r)
-        self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", registry=r)
+        self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", m, registry=r)
+        self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", m, registry=r)
         self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
 
-    def watch_prefix_saved(self, saved: Callable[[], float]) -> None:
-        """Read the backend's count of shared-prefix tokens saved when scraped."""
-        self.prefix_saved.set_function(saved)
+    def watch_prefix_saved(self, model: str, saved: Callable[[], float]) -> None:
+        """Read a model's count of shared-prefix tokens saved when scraped."""
+        self.prefix_saved.labels(model).set_function(saved)
 
-    def watch_queue(self, tokens: Callable[[], float], pairs: Callable[[], float]) -> None:
-        """Read the queue depth when scraped."""
-        self.queue_tokens.set_function(tokens)
-        self.queue_pairs.set_function(pairs)
+    def watch_queue(
+        self, model: str, tokens: Callable[[], float], pairs: Callable[[], float]
+    ) -> None:
+        """Read a model queue's depth when scraped."""
+        self.queue_tokens.labels(model).set_function(tokens)
+        self.queue_pairs.labels(model).set_function(pairs)
 
-    def on_step(self, pairs: int, requests: int, seconds: float) -> None:
-        self.batch_pairs.observe(pairs)
-        self.batch_requests.observe(requests)
-        self.batch_seconds.observe(seconds)
-
-    def on_forward(self, pairs: int, real_tokens: int, padded_tokens: int) -> None:
-        self.forward_pairs.observe(pairs)
-        self.forward_real_tokens.inc(real_tokens)
-        self.forward_padded_tokens.inc(padded_tokens)
-
-    def on_cancelled(self, tokens: int, stage: Literal["queued", "running"]) -> None:
-        self.cancelled_tokens.labels(stage).inc(tokens)
+    def for_model(self, model: str) -> QueueObserver:
+        """The observer of one model's queue: its steps, passes and cancelled work."""
+        for stage in ("queued", "running"):
+            self.cancelled_tokens.labels(model, stage)
+        for family in (
+            self.batch_pairs,
+            self.batch_requests,
+            self.batch_seconds,
+            self.forward_pairs,
+            self.forward_real_tokens,
+            self.forward_padded_tokens,
+        ):
+            family.labels(model)  # exported as zero from the start
+        return _ModelObserver(self, model)
 
     def observe_request(self, timings: Timings) -> None:
         """Record a successful scoring request."""
@@ -123,3 +133,22 @@ class ServerMetrics(QueueObserver):
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ModelObserver(QueueObserver):
+    def __init__(self, metrics: ServerMetrics, model: str) -> None:
+        self.m = metrics
+        self.model = model
+
+    def on_step(self, pairs: int, requests: int, seconds: float) -> None:
+        self.m.batch_pairs.labels(self.model).observe(pairs)
+        self.m.batch_requests.labels(self.model).observe(requests)
+        self.m.batch_seconds.labels(self.model).observe(seconds)
+
+    def on_forward(self, pairs: int, real_tokens: int, padded_tokens: int) -> None:
+        self.m.forward_pairs.labels(self.model).observe(pairs)
+        self.m.forward_real_tokens.labels(self.model).inc(real_tokens)
+        self.m.forward_padded_tokens.labels(self.model).inc(padded_tokens)
+
+    def on_cancelled(self, tokens: int, stage: Literal["queued", "running"]) -> None:
+        self.m.cancelled_tokens.labels(self.model, stage).inc(tokens)

@@ -55,6 +55,7 @@ _KNOWN_PATHS = (
     | MODEL_PATHS
     | PLAYGROUND_PATHS
     | {"/info", "/docs", "/openapi.json", "/redoc", "/v1/health/ranking", "/v1/demo/scenarios"}
+    | {"/v1/models"}
 )
 _DIALECTS: dict[str, Dialect] = {
     "/v1/rerank": "cohere",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Annotated, Any
@@ -34,9 +35,10 @@ AnyRerankRequest = Annotated[
 ]
 
 
-def _service(request: Request, dialect: Dialect) -> RerankService:
+def _service(request: Request, dialect: Dialect, model: str | None = None) -> RerankService:
+    """The service of the model the request names (see ServerState.served)."""
     request.state.dialect = dialect
-    service: RerankService = request.app.state.rankgate.get_service()
+    service: RerankService = request.app.state.rankgate.get_service(model)
     return service
 
 
@@ -55,7 +57,7 @@ def _ignored(body: cohere.CohereV1Request | cohere.CohereV2Request) -> dict[str,
 async def _cohere_rerank(
     request: Request, body: cohere.CohereV1Request | cohere.CohereV2Request
 ) -> RerankOutcome:
-    service = _service(request, "cohere")
+    service = _service(request, "cohere", body.model)
     timings: Timings = request.state.timings
     return await service.rerank(body.to_call(), timings)
 
@@ -129,7 +131,7 @@ async def rerank_any(request: Request, body: AnyRerankRequest) -> Response:
 )
 async def score(request: Request, body: vllm.ScoreRequest) -> Response:
     """Scores of (text_1, text_2) pairs in their order, as vLLM's score API."""
-    service = _service(request, "vllm")
+    service = _service(request, "vllm", body.model)
     try:
         queries, documents = body.pairs()
     except ValueError as exc:
@@ -156,7 +158,8 @@ async def score(request: Request, body: vllm.ScoreRequest) -> Response:
     summary="Model info (TEI)",
 )
 async def info(request: Request) -> Response:
-    """What is loaded and the server's limits, in TEI's /info shape."""
+    """What is loaded and the server's limits, in TEI's /info shape (the default model), with
+    every served model under ``rankgate.models``."""
     state = request.app.state.rankgate
     rr = state.get_reranker()
     model = rr.info()
@@ -179,9 +182,47 @@ async def info(request: Request) -> Response:
             device=model.device,
             long_documents=model.long_documents,
             parameters=model.parameters,
+            recipe=model.recipe,
+            models=[_served_model(name, served.reranker) for name, served in state.models.items()],
         ),
     )
     return _json(out)
+
+
+def _served_model(name: str, reranker: Any) -> tei.ServedModel:
+    i = reranker.info()
+    return tei.ServedModel(
+        name=name,
+        model=i.model,
+        backend=i.backend,
+        device=i.device,
+        dtype=i.dtype,
+        max_length=i.max_length,
+        recipe=i.recipe,
+        parameters=i.parameters,
+    )
+
+
+@router.get(
+    "/v1/models",
+    response_model=vllm.ModelList,
+    responses=error_responses("any", (401, 503)),
+    tags=["Operations"],
+    summary="Served models (OpenAI / vLLM list)",
+)
+async def models(request: Request) -> Response:
+    """Every served model by its name: what a request's ``model`` field may say."""
+    state = request.app.state.rankgate
+    if not state.models:
+        raise UnavailableError("the model is not loaded yet")
+    return _json(
+        vllm.ModelList(
+            data=[
+                vllm.ModelCard(id=name, created=int(time.time()), root=served.reranker.info().model)
+                for name, served in state.models.items()
+            ]
+        )
+    )
 
 
 class Status(BaseModel):
@@ -203,7 +244,9 @@ async def health(request: Request) -> Response:
     finishing a forward pass. Point a Kubernetes ``livenessProbe`` here.
     """
     state = request.app.state.rankgate
-    state.get_service().check_alive(state.settings.liveness_stall_s)
+    state.get_service()  # 503 while loading
+    for served in state.models.values():
+        served.service.check_alive(state.settings.liveness_stall_s)
     return _json(Status(status="ok"))
 
 
@@ -226,7 +269,8 @@ async def ready(request: Request) -> Response:
     state = request.app.state.rankgate
     if state.lifecycle.draining:
         raise UnavailableError("the server is draining")
-    await state.get_service().probe()
+    state.get_service()  # 503 while loading
+    await asyncio.gather(*(served.service.probe() for served in state.models.values()))
     return _json(Status(status="ready"))
 
 

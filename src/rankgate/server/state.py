@@ -12,18 +12,21 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rankgate.backends.base import physical_cores
 from rankgate.engine import ModelQueue, QueueLimits, Reranker, RerankService, ServiceLimits
-from rankgate.errors import RankgateError, UnavailableError
+from rankgate.errors import ConfigError, RankgateError, UnavailableError
 from rankgate.funnel.factory import build_funnel
 from rankgate.funnel.funnel import Funnel
 from rankgate.funnel.settings import FunnelSettings
 from rankgate.insight.monitor import RankingHealth
+from rankgate.server.errors import ModelNotServedError
 from rankgate.server.metrics import ServerMetrics
 from rankgate.server.settings import ServerSettings
 
-__all__ = ["Lifecycle", "ServerState"]
+__all__ = ["Lifecycle", "Served", "ServerState"]
 
 log = logging.getLogger("rankgate.server")
 
@@ -75,31 +78,72 @@ class Lifecycle:
 
 
 @dataclass
+class Served:
+    """One served model: its engine, its own model queue (thread, bound) and its service."""
+
+    name: str
+    reranker: Reranker
+    queue: ModelQueue
+    service: RerankService
+
+
+@dataclass
 class ServerState:
-    """What the routes share; ``service`` is None until the model is loaded."""
+    """What the routes share; ``models`` is empty until the models are loaded.
+
+    The first model is the default: it answers requests that name no model (TEI sends none)
+    and, when it is the only one, requests that name any model (clients send their own
+    provider's names). With several models, a request's ``model`` picks one by its served name.
+    """
 
     settings: ServerSettings
     metrics: ServerMetrics
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
-    reranker: Reranker | None = None
-    queue: ModelQueue | None = None
-    service: RerankService | None = None
-    model_name: str = "rankgate"
+    models: dict[str, Served] = field(default_factory=dict)
     health: RankingHealth = field(default_factory=RankingHealth)
     funnel_settings: FunnelSettings | None = None
     _funnel: Funnel | None = None
     _funnel_error: str | None = None
     _funnel_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get_reranker(self) -> Reranker:
-        if self.reranker is None:
-            raise UnavailableError("the model is still loading")
-        return self.reranker
+    @property
+    def default(self) -> Served | None:
+        return next(iter(self.models.values()), None)
 
-    def get_service(self) -> RerankService:
-        if self.service is None:
+    @property
+    def model_name(self) -> str:
+        return self.default.name if self.default else "rankgate"
+
+    @property
+    def reranker(self) -> Reranker | None:
+        return self.default.reranker if self.default else None
+
+    @property
+    def service(self) -> RerankService | None:
+        return self.default.service if self.default else None
+
+    def served(self, model: str | None = None) -> Served:
+        """The model a request names (None: the default).
+
+        Raises:
+            UnavailableError: nothing is loaded yet. ModelNotServedError: several models are
+            served and none has this name.
+        """
+        default = self.default
+        if default is None:
             raise UnavailableError("the model is not loaded yet")
-        return self.service
+        if model is None or len(self.models) == 1:
+            return default
+        found = self.models.get(model)
+        if found is None:
+            raise ModelNotServedError(model, list(self.models))
+        return found
+
+    def get_reranker(self, model: str | None = None) -> Reranker:
+        return self.served(model).reranker
+
+    def get_service(self, model: str | None = None) -> RerankService:
+        return self.served(model).service
 
     def get_funnel(self) -> Funnel:
         """The search funnel, built on first use from the funnel settings.
@@ -130,12 +174,34 @@ class ServerState:
                 raise UnavailableError(self._funnel_error or "search is not available")
             return self._funnel
 
-    def bind(self, reranker: Reranker) -> None:
-        """Start serving ``reranker``: the model queue's thread, the service, queue gauges."""
+    def bind(self, rerankers: Mapping[str | None, Reranker] | Reranker) -> None:
+        """Start serving: one model queue (its own thread) and one service per model.
+
+        Args:
+            rerankers: one engine, or engines by served name (None: the server's
+                ``served_model_name``, else the model's id), the default first.
+
+        Raises:
+            ConfigError: two models would be served under one name.
+        """
+        given = rerankers if isinstance(rerankers, Mapping) else {None: rerankers}
+        threads = _split_threads(list(given.values()))
+        self.models = {}  # a new lifespan serves what it was given
+        for i, (name, reranker) in enumerate(given.items()):
+            served_name = (
+                name
+                or (self.settings.served_model_name if i == 0 else None)
+                or reranker.info().model
+            )
+            if served_name in self.models:
+                raise ConfigError(f"two models are served as {served_name!r}; name them apart")
+            self.models[served_name] = self._serve_one(served_name, reranker, threads)
+
+    def _serve_one(self, name: str, reranker: Reranker, threads: int | None) -> Served:
         s = self.settings
-        self.reranker = reranker
-        self.model_name = s.served_model_name or reranker.info().model
-        self.queue = ModelQueue(
+        observer = self.metrics.for_model(name)
+        set_threads = getattr(reranker.backend, "set_threads", None)
+        queue = ModelQueue(
             reranker.score_encoded,
             QueueLimits(
                 # One forward pass per step by default: a request finishes with its pass instead
@@ -145,18 +211,18 @@ class ServerState:
                 wait_s=s.batch_wait_ms / 1000,
                 low_priority_share=s.low_priority_queue_share,
             ),
-            self.metrics,
+            observer,
+            on_start=(lambda: set_threads(threads)) if threads and set_threads else None,
         )
-        queue = self.queue
-        self.metrics.watch_queue(lambda: queue.queued_tokens, lambda: queue.queued_pairs)
+        self.metrics.watch_queue(name, lambda: queue.queued_tokens, lambda: queue.queued_pairs)
         backend = reranker.backend
         self.metrics.watch_prefix_saved(
-            lambda: float(getattr(backend, "shared_prefix_tokens_saved", 0))
+            name, lambda: float(getattr(backend, "shared_prefix_tokens_saved", 0))
         )
-        self.queue.start()
-        self.service = RerankService(
+        queue.start()
+        service = RerankService(
             reranker,
-            self.queue,
+            queue,
             ServiceLimits(
                 max_documents=s.max_documents,
                 max_request_tokens=s.max_request_tokens,
@@ -167,6 +233,7 @@ class ServerState:
             ),
             on_ranked=self._observe_ranking,
         )
+        return Served(name, reranker, queue, service)
 
     def _observe_ranking(self, scores: list[float], normalized: bool) -> None:
         self.health.observe(scores, normalized=normalized)
@@ -192,18 +259,27 @@ class ServerState:
             lc.in_flight,
         )
         lc.stop.set()
-        if self.service is not None:
-            self.service.abort(SHUTDOWN_REASON)
+        for served in self.models.values():
+            served.service.abort(SHUTDOWN_REASON)
         await lc.wait_idle(lc.remaining() - final / 2)
 
     async def shutdown(self) -> None:
         """Drain (see :meth:`drain`), then stop the model thread, all within the deadline."""
         await self.drain()
-        if self.queue is not None:
-            self.queue.close()
-            # The worker may be inside a forward pass that cannot be interrupted; it is a daemon
+        for served in self.models.values():
+            served.queue.close()
+        for served in self.models.values():
+            # A worker may be inside a forward pass that cannot be interrupted; it is a daemon
             # thread, so the process can still exit on time.
             wait = self.lifecycle.remaining() - self.exit_reserve()
-            await asyncio.to_thread(self.queue.join, max(0.0, wait))
-        if self.service is not None:
-            self.service.close()
+            await asyncio.to_thread(served.queue.join, max(0.0, wait))
+            served.service.close()
+
+
+def _split_threads(rerankers: list[Reranker]) -> int | None:
+    """CPU threads for each model thread when several CPU models share the machine, so that
+    they split the cores instead of each claiming all of them; None: leave as configured."""
+    on_cpu = [r for r in rerankers if r.info().device == "cpu"]
+    if len(on_cpu) < 2 or any(r.settings.threads for r in on_cpu):
+        return None
+    return max(1, physical_cores() // len(on_cpu))

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from rankgate.engine.service import RerankCall
 from rankgate.types import RerankResult
 
-__all__ = ["TEIInfo", "TEIRerankRequest", "TEIRerankResponse", "tei_response"]
+__all__ = ["ServedModel", "TEIInfo", "TEIRerankRequest", "TEIRerankResponse", "tei_response"]
 
 
 class TEIRerankRequest(BaseModel):
@@ -76,13 +76,28 @@ class TEIModelType(BaseModel):
     reranker: TEIReranker
 
 
+class ServedModel(BaseModel):
+    """One model the server serves, by the name a request's ``model`` may give."""
+
+    name: str
+    model: str
+    backend: str
+    device: str
+    dtype: str
+    max_length: int
+    recipe: str | None = None
+    parameters: int
+
+
 class RankgateDetails(BaseModel):
-    """rankgate's own details next to TEI's fields."""
+    """rankgate's own details next to TEI's fields (the default model's, and every model)."""
 
     backend: str
     device: str
     long_documents: str
     parameters: int
+    recipe: str | None = None
+    models: list[ServedModel] = []
 
 
 class TEIInfo(BaseModel):

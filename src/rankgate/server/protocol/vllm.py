@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ScoreData", "ScoreRequest", "ScoreResponse", "ScoreUsage"]
+__all__ = ["ModelCard", "ModelList", "ScoreData", "ScoreRequest", "ScoreResponse", "ScoreUsage"]
 
 
 class ScoreRequest(BaseModel):
@@ -77,3 +77,20 @@ class ScoreResponse(BaseModel):
     model: str
     data: list[ScoreData]
     usage: ScoreUsage
+
+
+class ModelCard(BaseModel):
+    """One served model in ``GET /v1/models`` (OpenAI's and vLLM's shape)."""
+
+    id: str
+    object: str = "model"
+    created: int
+    owned_by: str = "rankgate"
+    root: str
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``."""
+
+    object: str = "list"
+    data: list[ModelCard]
