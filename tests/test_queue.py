@@ -330,3 +330,24 @@ def test_cancelling_a_request_between_its_steps_drops_the_rest() -> None:
     assert seen.cancelled == {"queued": 0, "running": 20}  # 1 skipped in the step, 4 never taken
     assert queue.queued_tokens == 0
     queue.close()
+
+
+def test_an_isolated_request_never_shares_a_step() -> None:
+    model, seen = Model(), Recorder()
+    queue = ModelQueue(model, QueueLimits(1000, 1000, wait_s=0), seen)
+
+    async def main() -> list[list[float]]:
+        jobs = [
+            asyncio.ensure_future(queue.submit([pair(1)])),
+            asyncio.ensure_future(queue.submit([pair(2), pair(3)], isolated=True)),
+            asyncio.ensure_future(queue.submit([pair(4)])),
+            asyncio.ensure_future(queue.submit([pair(5)])),
+        ]
+        await asyncio.sleep(0)
+        queue.start()
+        return [(await j)[0].tolist() for j in jobs]
+
+    assert asyncio.run(main()) == [[1.0], [2.0, 3.0], [4.0], [5.0]]
+    assert model.calls == [1, 2, 2]  # before it, itself alone, after it
+    assert seen.steps == [1, 1, 2]
+    queue.close()

@@ -139,6 +139,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
+    isolated: bool = False  # never shares a step with another request (listwise models)
     running: bool = False  # a step has taken some of its pairs
     order: list[int] = field(init=False)  # pair indices, longest first: the order steps take
     taken: int = 0  # how many of ``order`` steps have taken
@@ -275,7 +276,9 @@ class ModelQueue:
                 retry_after=self.retry_after(),
             )
 
-    async def submit(self, pairs: Sequence[EncodedPair], priority: Priority = "normal") -> Outcome:
+    async def submit(
+        self, pairs: Sequence[EncodedPair], priority: Priority = "normal", *, isolated: bool = False
+    ) -> Outcome:
         """Score ``pairs`` together with whatever else is waiting.
 
         Cancelling the awaiting task (client gone, deadline passed) takes the request off the
@@ -285,6 +288,8 @@ class ModelQueue:
             pairs: one request's pairs.
             priority: ``probe`` (health checks: no queue bound, served first), ``normal``
                 (rerank) or ``low`` (explanations, search; their own share of the queue).
+            isolated: never batch these pairs with another request's (a listwise model's
+                scores depend on the whole candidate set).
 
         Raises:
             OverloadedError, UnavailableError: see :meth:`check_admission`.
@@ -294,6 +299,7 @@ class ModelQueue:
             return np.empty(0, dtype=np.float32), BatchStats(0.0, 0.0, 0, 0)
         loop = asyncio.get_running_loop()
         job = _Job(pairs, sum(len(p) for p in pairs), priority, loop.create_future(), loop)
+        job.isolated = isolated
         with self._cond:
             self.check_admission(job.tokens, priority)
             self._enqueue(job)
@@ -426,6 +432,8 @@ class ModelQueue:
             queue = self._queues[priority]
             while queue and tokens < budget:
                 job = queue[0]
+                if parts and (job.isolated or parts[0].job.isolated):
+                    break  # an isolated request has its steps to itself
                 if parts and not job.running and tokens + job.tokens > budget >= job.tokens:
                     break  # a request that fits a step waits for the next one, whole
                 indices: list[int] = []

@@ -78,6 +78,7 @@ class RerankCall:
     max_tokens_per_doc: int | None = None
     truncate: bool | None = None  # None: the service's auto_truncate
     instruction: str | None = None  # decoder rerankers; None: the model's default
+    isolated: bool = False  # never batched with another request (listwise models)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +289,7 @@ class RerankService:
         self._check_count(len(call.documents))
         self.queue.check_admission(0, priority)  # refuse before spending time on tokenization
         prepared = await self._tokenize(timings, lambda: [self._prepare(call)])
-        logits = await self._submit(prepared, timings, priority)
+        logits = await self._submit(prepared, timings, priority, isolated=call.isolated)
         ranked = self.reranker.finish(prepared[0], logits[0], normalize=call.normalize)
         if self._on_ranked is not None:
             # Every document's score in the order sent (the retrieval order), before top_n.
@@ -376,10 +377,15 @@ class RerankService:
         return prepared
 
     async def _submit(
-        self, prepared: list[PreparedRequest], timings: Timings, priority: Priority
+        self,
+        prepared: list[PreparedRequest],
+        timings: Timings,
+        priority: Priority,
+        *,
+        isolated: bool = False,
     ) -> list[np.ndarray]:
         pairs = [pair for p in prepared for pair in p.pairs]
-        logits, batch = await self.queue.submit(pairs, priority)
+        logits, batch = await self.queue.submit(pairs, priority, isolated=isolated)
         timings.queue, timings.inference = batch.queue_s, batch.inference_s
         out, start = [], 0
         for p in prepared:
