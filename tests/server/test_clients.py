@@ -43,19 +43,17 @@ def assert_ranking(got: list[list[float]], want: list[tuple[int, float]], name: 
     assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-4, abs=1e-6), name
 
 
-def test_real_clients_get_the_library_ranking(
-    model_server: LiveServer, tiny_library: Reranker
-) -> None:
+def run_clients(server: LiveServer, **spec: object) -> dict[str, list[list[float]]]:
     python = client_python()
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "NO_PROXY": "127.0.0.1,localhost",
-        "CO_API_URL": model_server.url,
+        "CO_API_URL": server.url,
     }
     done = subprocess.run(
-        [str(python), str(SCRIPT), model_server.url, KEY],
-        input=json.dumps({"query": QUERY, "documents": DOCS, "top_n": TOP_N}),
+        [str(python), str(SCRIPT), server.url, KEY],
+        input=json.dumps({"query": QUERY, "documents": DOCS, "top_n": TOP_N, **spec}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -63,7 +61,13 @@ def test_real_clients_get_the_library_ranking(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    got = json.loads(done.stdout)
+    return dict(json.loads(done.stdout))
+
+
+def test_real_clients_get_the_library_ranking(
+    model_server: LiveServer, tiny_library: Reranker
+) -> None:
+    got = run_clients(model_server)
     want = [(r.index, r.score) for r in tiny_library.rerank(QUERY, DOCS, top_n=TOP_N)]
     expected_clients = {
         "cohere_v2",
@@ -94,3 +98,20 @@ def test_tei_request_with_httpx(model_server: LiveServer, tiny_library: Reranker
     want = [(x.index, x.score) for x in tiny_library.rerank(QUERY, DOCS)]
     assert_ranking([[x["index"], x["score"]] for x in r.json()], want, "tei-httpx")
     assert all(x["text"] == DOCS[x["index"]] for x in r.json())
+
+
+def test_real_clients_pick_a_model_of_a_two_model_server(
+    serve,  # type: ignore[no-untyped-def]
+    tiny_library: Reranker,
+    qwen3_dir: Path,
+) -> None:
+    from rankgate.server import ServerSettings, create_app
+
+    llm = Reranker(str(qwen3_dir), device="cpu")
+    app = create_app(ServerSettings(api_keys=[KEY]), {"fast": tiny_library, "llm": llm})
+    got = run_clients(serve(app), model="llm")
+    want_llm = [(r.index, r.score) for r in llm.rerank(QUERY, DOCS, top_n=TOP_N)]
+    want_fast = [(r.index, r.score) for r in tiny_library.rerank(QUERY, DOCS, top_n=TOP_N)]
+    for name, ranking in got.items():
+        # TEI's client names no model, so the first (default) model answers it.
+        assert_ranking(ranking, want_fast if name == "llama_index_tei" else want_llm, name)

@@ -2,7 +2,8 @@
 
 Runs in .venv-clients (scripts/setup-client-env.sh), not in the main environment.
 Usage: python run_clients.py BASE_URL API_KEY < spec.json, where spec is
-{"query": str, "documents": [str], "top_n": int}. Prints one JSON object: for each client, the
+{"query": str, "documents": [str], "top_n": int, "model": str (optional: the model every client
+names; default each client's own provider names)}. Prints one JSON object: for each client, the
 ranking it returned as [[document index, score], ...], best first.
 """
 
@@ -16,18 +17,20 @@ def main() -> None:
     url, key = sys.argv[1], sys.argv[2]
     spec = json.load(sys.stdin)
     query, docs, top_n = spec["query"], spec["documents"], spec["top_n"]
+    v2_model = spec.get("model", "rerank-v3.5")
+    v1_model = spec.get("model", "rerank-english-v3.0")
     position = {d: i for i, d in enumerate(docs)}
     out: dict[str, list[list[float]]] = {}
 
     import cohere
 
     v2 = cohere.ClientV2(api_key=key, base_url=url)
-    res = v2.rerank(model="rerank-v3.5", query=query, documents=docs, top_n=top_n)
+    res = v2.rerank(model=v2_model, query=query, documents=docs, top_n=top_n)
     out["cohere_v2"] = [[r.index, r.relevance_score] for r in res.results]
 
     v1 = cohere.Client(api_key=key, base_url=url)
     res1 = v1.rerank(
-        model="rerank-english-v3.0", query=query, documents=docs, top_n=top_n, return_documents=True
+        model=v1_model, query=query, documents=docs, top_n=top_n, return_documents=True
     )
     out["cohere_v1"] = [[r.index, r.relevance_score] for r in res1.results]
     assert all(docs[r.index] == r.document.text for r in res1.results)  # type: ignore[union-attr]
@@ -35,7 +38,7 @@ def main() -> None:
     from langchain_cohere import CohereRerank
     from langchain_core.documents import Document
 
-    lc = CohereRerank(cohere_api_key=key, base_url=url, model="rerank-v3.5", top_n=top_n)
+    lc = CohereRerank(cohere_api_key=key, base_url=url, model=v2_model, top_n=top_n)
     out["langchain_cohere"] = [[r["index"], r["relevance_score"]] for r in lc.rerank(docs, query)]
     compressed = lc.compress_documents([Document(page_content=d) for d in docs], query)
     out["langchain_cohere_compress"] = [
@@ -49,7 +52,7 @@ def main() -> None:
     def nodes() -> list[NodeWithScore]:
         return [NodeWithScore(node=TextNode(text=d), score=0.0) for d in docs]
 
-    llama = LlamaCohere(api_key=key, base_url=url, top_n=top_n, model="rerank-v3.5")
+    llama = LlamaCohere(api_key=key, base_url=url, top_n=top_n, model=v2_model)
     ranked = llama.postprocess_nodes(nodes(), query_str=query)
     out["llama_index_cohere"] = [[position[n.node.get_content()], n.score] for n in ranked]
 
