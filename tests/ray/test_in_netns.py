@@ -18,7 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "run-in-netns.sh"
-SUITES = ["test_serve_clients.py", "test_serve_burst.py", "test_score_batch.py"]
+SUITES = [
+    "test_serve_clients.py",
+    "test_serve_burst.py",
+    "test_serve_models.py",
+    "test_score_batch.py",
+]
 
 
 def require_netns() -> None:

@@ -7,7 +7,7 @@ Run standalone as ``python -m rankgate.cli.ray_commands score-batch INPUT OUTPUT
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -199,7 +199,7 @@ def score_batch(
 
 def serve_on_ray(
     settings: object,
-    model_settings: RerankerSettings,
+    model_settings: RerankerSettings | Mapping[str | None, RerankerSettings],
     *,
     address: str | None = None,
     replicas: int | None = None,

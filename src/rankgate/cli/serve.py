@@ -262,14 +262,11 @@ def serve(
         )
         options = dict(locals())
         served = served_models(model, options)
-        reranker_settings = next(iter(served.values()))
-        if ray and len(served) > 1:
-            raise ConfigError("several models in one server are not yet supported with --ray")
         if ray:
             common.quiet_libraries()
             rc.serve_on_ray(
                 settings,
-                reranker_settings,
+                served,
                 address=ray_address,
                 replicas=replicas,
                 min_replicas=min_replicas,

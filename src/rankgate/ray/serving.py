@@ -101,32 +101,34 @@ def plan_replicas(settings: RaySettings, gpus: float) -> ReplicaPlan:
 
 @serve.ingress()
 class RankgateReplica:
-    """One replica: the rankgate app over a model loaded in this replica's process.
+    """One replica: the rankgate app over the models loaded in this replica's process.
 
     Settings travel as plain dicts and are rebuilt here, so the replica never reads the
-    environment of the driver that deployed it.
+    environment of the driver that deployed it. ``models`` is one model's settings, or
+    ``[served name, settings]`` pairs for several (the first is the default).
     """
 
     def __init__(
         self,
         server: Mapping[str, Any],
-        model: Mapping[str, Any],
+        models: Mapping[str, Any] | list[tuple[str | None, Mapping[str, Any]]],
         reranker_factory: RerankerFactory | None = None,
     ) -> None:
         self._server = ServerSettings(**server)
-        self._model = RerankerSettings(**model)
+        pairs = [(None, models)] if isinstance(models, Mapping) else list(models)
+        self._models = {name: RerankerSettings(**model) for name, model in pairs}
         self._factory = reranker_factory
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Called once per replica after __init__; the app's lifespan then loads the model
         # (unless a factory gave one), and Serve runs that lifespan before routing traffic here.
         reranker = self._factory() if self._factory is not None else None
-        return create_app(self._server, reranker, model_settings=self._model)
+        return create_app(self._server, reranker, model_settings=self._models)
 
 
 def serve_app(
     settings: ServerSettings | None = None,
-    model_settings: RerankerSettings | None = None,
+    model_settings: RerankerSettings | Mapping[str | None, RerankerSettings] | None = None,
     ray_settings: RaySettings | None = None,
     *,
     reranker_factory: RerankerFactory | None = None,
@@ -135,7 +137,8 @@ def serve_app(
 
     Args:
         settings: HTTP options of every replica (limits, API keys, batching).
-        model_settings: the model each replica loads.
+        model_settings: the model each replica loads, or several by served name (each with
+            its own model queue in every replica; the first is the default).
         ray_settings: replicas, autoscaling bounds, resources and Serve's queue limits.
         reranker_factory: builds each replica's engine instead of ``model_settings``
             (tests, custom backends); must be picklable.
@@ -148,17 +151,25 @@ def serve_app(
         >>> serve.run(serve_app(model_settings=RerankerSettings(model="/models/bge")))  # +SKIP
     """
     settings = settings or ServerSettings()
-    model_settings = model_settings or RerankerSettings()
+    given = (
+        dict(model_settings)
+        if isinstance(model_settings, Mapping)
+        else {None: model_settings or RerankerSettings()}
+    )
     ray_settings = ray_settings or RaySettings()
     plan = plan_replicas(ray_settings, cluster_gpus())
-    model = model_settings.model_dump()
-    if plan.num_gpus == 0 and model["threads"] is None:
-        # Replicas share a node's cores; torch would otherwise start one thread per core in
-        # every replica and they would fight over them.
-        model["threads"] = max(1, int(plan.num_cpus))
+    models: list[tuple[str | None, dict[str, Any]]] = []
+    for name, ms in given.items():
+        model = ms.model_dump()
+        if plan.num_gpus == 0 and model["threads"] is None:
+            # Replicas share a node's cores, and a replica's models share its CPUs; torch would
+            # otherwise start one thread per core in every model and they would fight over them.
+            model["threads"] = max(1, int(plan.num_cpus) // len(given))
+        models.append((name, model))
     options = plan.deployment_options(ray_settings, settings.shutdown_grace_s)
     deployment = serve.deployment(name=ray_settings.app_name, **options)(RankgateReplica)
-    return deployment.bind(settings.model_dump(), model, reranker_factory)
+    payload: Any = models[0][1] if len(models) == 1 and models[0][0] is None else models
+    return deployment.bind(settings.model_dump(), payload, reranker_factory)
 
 
 def app_builder(args: dict[str, Any]) -> Application:
@@ -189,7 +200,7 @@ def app_builder(args: dict[str, Any]) -> Application:
 
 def run(
     settings: ServerSettings,
-    model_settings: RerankerSettings,
+    model_settings: RerankerSettings | Mapping[str | None, RerankerSettings],
     ray_settings: RaySettings,
     *,
     stop: threading.Event | None = None,
