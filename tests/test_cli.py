@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rankgate import Reranker
 from rankgate.cli import app
 from rankgate.cli.rerank import read_documents
 
@@ -138,3 +139,35 @@ def test_every_option_is_an_env_var(command: str) -> None:
     for param in cmd.params:
         if param.param_type_name == "option" and param.name != "help":
             assert param.envvar and str(param.envvar).startswith("RANKGATE_"), param.name
+
+
+@pytest.mark.parametrize("family", ["qwen3_dir", "gemma_dir"])
+def test_rerank_runs_an_llm_reranker_directory(family: str, request: pytest.FixtureRequest) -> None:
+    model_dir = request.getfixturevalue(family)
+    docs = ["Hold the reset button for ten seconds.", "WAN port settings", "路由器管理员密码"]
+    instruction = "Find the passage with the steps"
+    out = run_cli(
+        "rerank",
+        "--model",
+        str(model_dir),
+        "-q",
+        "reset router password",
+        "--instruction",
+        instruction,
+        "--json",
+        stdin="\n".join(docs) + "\n",
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    library = Reranker(str(model_dir), device="cpu")
+    expected = library.rerank("reset router password", docs, instruction=instruction)
+    assert [r["index"] for r in rows] == [e.index for e in expected]
+    assert [r["score"] for r in rows] == pytest.approx([e.score for e in expected], abs=1e-6)
+    info = run_cli("info", "--model", str(model_dir), "--json")
+    assert json.loads(info.stdout)["recipe"] in {"qwen3", "bge-gemma"}
+
+
+def test_rerank_refuses_an_instruction_for_a_cross_encoder(tiny_model: Path) -> None:
+    out = run_cli("rerank", "--model", str(tiny_model), "-q", "q", "-i", "x", stdin="a document\n")
+    assert out.returncode == 2
+    assert "no instruction slot" in out.stderr
