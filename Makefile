@@ -70,6 +70,10 @@ st-onnx-env: ## Build .venv-st-onnx: sentence-transformers on ONNX, the crossenc
 bench: setup flag-env st-onnx-env ## Library benchmark: rankgate (torch/ONNX/int8) vs FlagReranker vs CrossEncoder
 	$(BIN)/python benchmarks/bench_core.py
 
+.PHONY: bench-llm
+bench-llm: setup flag-env ## LLM rerankers: rankgate vs CrossEncoder vs FlagLLMReranker (Qwen3-Reranker-0.6B shapes)
+	$(BIN)/python benchmarks/bench_llm.py --docs 10 50
+
 .PHONY: bench-server
 bench-server: setup infinity-env ## HTTP load benchmark: rankgate serve vs infinity-emb
 	$(BIN)/python benchmarks/bench_server.py

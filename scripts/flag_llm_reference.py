@@ -7,6 +7,11 @@ Run under the reference env (scripts/setup-flag-env.sh):
                   "cases": [{"pairs": [[q, p], ...], "prompt": str | null}, ...]}
         reply:   {"results": [{"scores": [...], "normalized": [...]}, ...]}
 
+    .venv-flag/bin/python scripts/flag_llm_reference.py --bench < request.json
+        request: {"model": DIR, "pairs": [[q, p], ...], "max_length": N, "repeats": R,
+                  "threads": N}
+        reply:   {"seconds": [...]} (one untimed warm-up call first)
+
 FlagLLMReranker adds its own "A: " / "B: " to each query and passage, a BOS token, the "\\n"
 separators and the prompt (the default one when "prompt" is null), and reads the logit of "Yes"
 at the last position. Only JSON goes to stdout; logs and progress bars go to stderr.
@@ -27,6 +32,10 @@ warnings.filterwarnings("ignore")
 
 def main() -> int:
     req = json.load(sys.stdin)
+    if req.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(req["threads"]))
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -39,6 +48,18 @@ def main() -> int:
         max_length=int(req.get("max_length", 512)),
         batch_size=int(req.get("batch_size", 16)),
     )
+    if "--bench" in sys.argv[1:]:
+        import time
+
+        pairs = [[str(q), str(p)] for q, p in req["pairs"]]
+        reranker.compute_score(pairs)  # warm-up
+        seconds = []
+        for _ in range(int(req.get("repeats", 2))):
+            started = time.perf_counter()
+            reranker.compute_score(pairs)
+            seconds.append(time.perf_counter() - started)
+        sys.stdout.write(json.dumps({"seconds": seconds}) + "\n")
+        return 0
     results = []
     for case in req["cases"]:
         pairs = [[str(q), str(p)] for q, p in case["pairs"]]

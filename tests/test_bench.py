@@ -299,3 +299,37 @@ def test_spread_draws_document_lengths_around_the_target() -> None:
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="spread"):
             ServerOptions(spread=bad)
+
+
+def test_llm_bench_runs_its_peers_side_by_side(tmp_path: Path) -> None:
+    """benchmarks/bench_llm.py on the tiny Qwen3 model: every peer timed, ratios printed."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "llm.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "bench_llm.py"),
+            "--tiny",
+            "--docs",
+            "2",
+            "--repeats",
+            "1",
+            "--peers",
+            "rankgate,rankgate-whole,crossencoder",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for peer in ("rankgate ", "rankgate-whole", "crossencoder"):
+        assert peer in done.stdout
+    assert "% of the fp32 peak" in done.stdout
+    seconds = json.loads(out.read_text())["runs"][0]["seconds"]
+    assert {"rankgate", "rankgate-whole", "crossencoder"} <= set(seconds)

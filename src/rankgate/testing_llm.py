@@ -132,8 +132,15 @@ def build_decoder_model(
     max_positions: int = 4096,
     seed: int = 0,
     initializer_range: float = 0.2,
+    vocab_size: int | None = None,
+    head_dim: int | None = None,
 ) -> Path:
     """Save a random causal LM of ``family`` and its tokenizer to ``out``.
+
+    ``vocab_size`` (default: the tokenizer's) and ``head_dim`` (default: hidden / heads) give
+    a real model's shapes, e.g. Qwen3-Reranker-0.6B: ``layers=28, hidden=1024, heads=16,
+    kv_heads=8, head_dim=128, intermediate=3072, vocab_size=151669`` (rows past the tokenizer's
+    are never looked up, but their LM-head products cost what the real model's do).
 
     Loadable by ``AutoModelForCausalLM`` / ``AutoTokenizer`` of transformers 4 and 5 alike (the
     tokenizer is saved as a plain fast tokenizer, with its class named explicitly).
@@ -160,9 +167,9 @@ def build_decoder_model(
     saved["tokenizer_class"] = "PreTrainedTokenizerFast"
     config_path.write_text(json.dumps(saved, indent=2))
 
-    vocab = raw.get_vocab_size()
+    vocab = vocab_size or raw.get_vocab_size()
     ids = {t: raw.token_to_id(t) for t in specials}
-    common = dict(
+    common: dict[str, Any] = dict(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=intermediate,
@@ -179,7 +186,7 @@ def build_decoder_model(
 
         config = Qwen3Config(
             **common,
-            head_dim=hidden // heads,
+            head_dim=head_dim or hidden // heads,
             pad_token_id=ids["<|endoftext|>"],
             eos_token_id=ids["<|im_end|>"],
         )
@@ -196,7 +203,7 @@ def build_decoder_model(
 
         config = GemmaConfig(
             **common,
-            head_dim=hidden // heads,
+            head_dim=head_dim or hidden // heads,
             pad_token_id=ids["<pad>"],
             eos_token_id=ids["<eos>"],
             bos_token_id=ids["<bos>"],
