@@ -235,9 +235,10 @@ def test_onnx_export_says_decoders_run_on_torch(qwen3_dir: Path, tmp_path: Path)
         export_onnx(qwen3_dir, tmp_path / "out")
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
 @pytest.mark.parametrize("family", ["qwen3_dir", "gemma_dir", "mxbai_dir"])
 def test_shared_prefix_reuse_equals_scoring_each_pair_whole(
-    family: str, request: pytest.FixtureRequest
+    family: str, packed: bool, request: pytest.FixtureRequest
 ) -> None:
     import random
 
@@ -245,12 +246,55 @@ def test_shared_prefix_reuse_equals_scoring_each_pair_whole(
     queries = [QUERY, "What is the admin password?", "路由器怎么重置？"]
     pairs = [(q, d) for q in queries for d in DOCUMENTS[:6]]
     random.Random(0).shuffle(pairs)  # any order: each pass holds several queries' documents
-    whole = Reranker(str(model_dir), max_length=400, prefix_cache=False)
+    # the reference: the stock transformers forward, one pair at a time
+    whole = Reranker(str(model_dir), max_length=400, prefix_cache=False, packed=False)
     alone = [whole.compute_score([p])[0] for p in pairs]
     for batch_tokens in (1, 2000, 16384):  # passes of one pair, of several, of all
-        shared = Reranker(str(model_dir), max_length=400, batch_tokens=batch_tokens)
+        shared = Reranker(str(model_dir), max_length=400, batch_tokens=batch_tokens, packed=packed)
+        assert shared.backend.packed is packed
         assert shared.compute_score(pairs) == pytest.approx(alone, abs=1e-5), batch_tokens
         saved = shared.backend.shared_prefix_tokens_saved  # type: ignore[attr-defined]
         assert (saved > 0) == (batch_tokens > 1), batch_tokens
-    assert whole.compute_score(pairs) == pytest.approx(alone, abs=1e-5)
-    assert whole.backend.shared_prefix_tokens_saved == 0  # type: ignore[attr-defined]
+    unshared = Reranker(str(model_dir), max_length=400, prefix_cache=False, packed=packed)
+    assert unshared.compute_score(pairs) == pytest.approx(alone, abs=1e-5)
+    assert unshared.backend.shared_prefix_tokens_saved == 0  # type: ignore[attr-defined]
+
+
+def test_a_packed_pass_computes_real_tokens_and_each_prefix_once(qwen3_dir: Path) -> None:
+    rr = Reranker(str(qwen3_dir), max_length=400, batch_tokens=16384)
+    assert rr.backend.packed and rr.backend.shares_prefix  # the default on CPU
+    prepared = rr.prepare(QUERY, DOCUMENTS[:5])
+    seen: list[tuple[int, int, int]] = []
+    rr.score_encoded(prepared.pairs, on_forward=lambda *s: seen.append(s))
+    shared = prepared.pairs[0].shared
+    real = sum(len(p) for p in prepared.pairs)
+    assert seen == [(5, real, real - 4 * shared)]  # one pass, the prefix once, no padding
+
+
+def test_a_packed_pass_that_differs_from_the_stock_forward_is_not_used(
+    qwen3_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rankgate.backends.packed_decoder import PackedDecoder
+
+    original = PackedDecoder.last_hidden
+
+    def off(self: PackedDecoder, pairs: object, reuse: bool) -> object:
+        hidden, saved = original(self, pairs, reuse)  # type: ignore[arg-type]
+        return hidden + 0.5, saved
+
+    reference = Reranker(str(qwen3_dir), max_length=400, packed=False).compute_score(PAIRS[:4])
+    monkeypatch.setattr(PackedDecoder, "last_hidden", off)
+    rr = Reranker(str(qwen3_dir), max_length=400)
+    assert rr.backend.packed is False
+    assert "packed pass differs from the stock forward" in caplog.text
+    assert rr.compute_score(PAIRS[:4]) == pytest.approx(reference, abs=1e-5)
+
+
+def test_soft_capped_attention_is_not_packed() -> None:
+    from types import SimpleNamespace
+
+    from rankgate.backends.packed_decoder import unsupported_reason
+
+    assert unsupported_reason(SimpleNamespace(attn_logit_softcapping=50.0)) is not None
+    assert unsupported_reason(SimpleNamespace(is_causal=False)) is not None
+    assert unsupported_reason(SimpleNamespace(attn_logit_softcapping=None)) is None

@@ -133,6 +133,18 @@ def test_packed_planner_fills_passes_by_real_tokens() -> None:
     assert batch_tokens([500, 60], packed=False) == 1000
 
 
+def test_a_shared_prefix_is_planned_and_counted_once() -> None:
+    lengths = [300, 280, 260, 240]  # every pair starts with the same 200-token prefix
+    shared = [200] * 4
+    assert batch_tokens(lengths, packed=True, shared=shared) == 200 + 100 + 80 + 60 + 40
+    assert batch_tokens([300], packed=True, shared=[200]) == 300
+    assert batch_tokens(lengths, packed=False, shared=shared) == 4 * 300  # padded: no saving
+    # 1080 pair tokens do not fit 500, but 480 computed ones do: one pass
+    alone = plan_batches(lengths, max_tokens=500, max_size=128, packed=True)
+    together = plan_batches(lengths, max_tokens=500, max_size=128, packed=True, shared=shared)
+    assert len(alone) > 1 and together == [[0, 1, 2, 3]]
+
+
 def test_a_packed_backend_reports_no_padding() -> None:
     backend = KeywordBackend()
     backend.packed = True

@@ -99,10 +99,10 @@ class RerankerSettings(BaseSettings):
     )
     packed: bool | None = Field(
         None,
-        description="torch backend, BERT-family models: run forward passes on real tokens only "
-        "(pairs concatenated, attention per pair, the last layer on the first token), checked "
-        "against the stock forward when the model loads. None: on CPU; off on CUDA, where it "
-        "is not yet measured.",
+        description="torch backend, BERT-family and decoder (LLM) rerankers: run forward passes "
+        "on real tokens only (pairs concatenated, attention per pair; encoders: the last layer "
+        "on the first token; decoders: a shared prefix once), checked against the stock forward "
+        "when the model loads. None: on CPU; off on CUDA, where it is not yet measured.",
     )
 
 

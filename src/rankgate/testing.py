@@ -136,6 +136,7 @@ class KeywordBackend:
     model_max_length = 8192
     parameters = 0
     packed = False
+    shares_prefix = False
     template = PairTemplate(prefix=(0,), middle=(2, 2), suffix=(2,))
 
     def __init__(

@@ -59,6 +59,7 @@ def load_backend(settings: RerankerSettings) -> Backend:
             threads=settings.threads,
             reuse_memory=settings.reuse_memory,
             prefix_cache=settings.prefix_cache,
+            packed=settings.packed,
         )
     if settings.recipe != "auto":
         raise ConfigError(

@@ -119,6 +119,9 @@ class Backend(Protocol):
     packed: bool
     """True when a forward pass computes real tokens only (no padding to the longest pair), so
     a batch costs the sum of its pairs' lengths rather than its size times its longest."""
+    shares_prefix: bool
+    """True when a packed pass computes a prefix that several pairs share (``EncodedPair.shared``)
+    once, so a batch costs that prefix once and each pair its rest."""
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         """Token ids of each text, without special tokens, cut at ``max_tokens`` if given."""

@@ -5,6 +5,10 @@ A causal LM (Qwen3-Reranker, bge-reranker-v2-gemma, mxbai-rerank-v2, or any othe
 read at the last position from the label tokens' rows of the LM head only (a 2 × hidden product
 instead of the whole vocabulary, as vLLM's ``w_yes - w_no`` adapter does), in float32. Gemma-2's
 final logit soft-capping is applied to each label logit first, as the model's own head does.
+
+On CPU a pass is packed (:mod:`rankgate.backends.packed_decoder`): real tokens only, each shared
+prefix once. Elsewhere pairs are right-padded, and pairs that share a prefix reuse its key/value
+cache.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
+from rankgate.backends.packed_decoder import PackedDecoder, unsupported_reason
 from rankgate.backends.recipes import Recipe, detect_recipe, load_recipe
 from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import read_config
@@ -28,6 +33,15 @@ from rankgate.errors import ConfigError, DeviceOutOfMemoryError, ModelLoadError
 __all__ = ["DecoderBackend", "is_causal_lm"]
 
 log = logging.getLogger(__name__)
+
+# Texts of the load-time check of the packed pass: one query, documents of different lengths, so
+# that the check covers a shared prefix with several rests and a pair scored whole.
+_PROBE = (
+    "how do I reset the router password?",
+    "Hold the reset button for ten seconds.",
+    "Forgot the admin password? Hold the reset button for ten seconds, wait for the lights, "
+    "then log in with the default password printed on the label under the router.",
+)
 
 
 def is_causal_lm(model_dir: Path) -> bool:
@@ -44,10 +58,12 @@ class DecoderBackend:
         model_id: its name (hub id or path), also used to recognise the recipe.
         recipe: ``auto`` (recognised from architecture, tokenizer and name), a built-in name
             (``qwen3``, ``bge-gemma``, ``mxbai-v2``) or a JSON recipe file.
+        prefix_cache: compute a prefix shared by several pairs of a pass once.
+        packed: run passes on real tokens only (None: on CPU), once a probe at load time has
+            matched the stock forward.
     """
 
     name = "torch"
-    packed = False
 
     def __init__(
         self,
@@ -60,6 +76,7 @@ class DecoderBackend:
         threads: int | None = None,
         reuse_memory: bool = True,
         prefix_cache: bool = True,
+        packed: bool | None = None,
     ) -> None:
         torch = _torch()
         from tokenizers import Tokenizer
@@ -109,10 +126,51 @@ class DecoderBackend:
         self.budget = self.recipe.budget
         self.template = self.template_for(None)
         self.prefix_cache = prefix_cache
+        self.shares_prefix = prefix_cache
         self.shared_prefix_tokens_saved = 0
         self._cache_argument = (
             "cache" if "cache" in inspect.signature(self._body.forward).parameters else None
         ) or "past_key_values"
+        wanted = self.device == "cpu" if packed is None else packed
+        self._packed = self._packed_decoder() if wanted else None
+        self.packed = self._packed is not None
+
+    def _packed_decoder(self) -> PackedDecoder | None:
+        """The packed pass if this model's attention allows it and it matches the stock forward
+        on probe pairs (a shared prefix with two rests, and a pair alone); else None, with a log
+        line saying why."""
+        from rankgate.backends.packed_decoder import ATTENTION, register_attention
+
+        reason = unsupported_reason(self._model.config)
+        if reason is not None:
+            log.info("%s: no packed pass (%s); padded batches", self.model_id, reason)
+            return None
+        query, short, long = _PROBE
+        q = self.tokenize([self.format_query(query, None)])[0]
+        docs = self.tokenize([self.format_document(d) for d in (long, short)])
+        probe = [self.template.build(q, d) for d in docs]
+        probe.append(self.template.build(q[: max(1, len(q) // 2)], docs[1]))
+        try:
+            register_attention()
+            self._model.set_attn_implementation(ATTENTION)
+            want = self._whole(probe)
+            packed = PackedDecoder(self._body, self._torch)
+            got = [self._score(packed.last_hidden(probe, reuse)[0]) for reuse in (True, False)]
+        except Exception as exc:  # any failure of the fast path leaves the stock one
+            log.warning("%s: packed pass failed (%s); padded batches", self.model_id, exc)
+            self._model.set_attn_implementation("sdpa")
+            return None
+        tolerance = 1e-4 if self.dtype == "float32" else 5e-2
+        if not all(np.allclose(g, want, rtol=tolerance, atol=tolerance) for g in got):
+            log.warning(
+                "%s: packed pass differs from the stock forward (%s vs %s); padded batches",
+                self.model_id,
+                [g.tolist() for g in got],
+                want.tolist(),
+            )
+            self._model.set_attn_implementation("sdpa")
+            return None
+        return packed
 
     # -- recipe and templates ----------------------------------------------------------------
 
@@ -202,8 +260,12 @@ class DecoderBackend:
             ) from exc
 
     def _forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
-        """Pairs that share their prefix with another pair of the pass reuse its key/value
-        cache; the rest run whole."""
+        """Packed: one row of real tokens. Padded: pairs that share their prefix with another
+        pair of the pass reuse its key/value cache; the rest run whole."""
+        if self._packed is not None:
+            final, saved = self._packed.last_hidden(pairs, self.prefix_cache)
+            self.shared_prefix_tokens_saved += saved
+            return self._score(final)
         if not self.prefix_cache:
             return self._whole(pairs)
         groups: dict[tuple[int, ...], list[int]] = {}

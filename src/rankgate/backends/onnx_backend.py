@@ -143,6 +143,7 @@ class OnnxBackend:
 
     name = "onnx"
     packed = False  # the exported graph takes a padded (batch, width) block
+    shares_prefix = False
 
     def __init__(
         self,

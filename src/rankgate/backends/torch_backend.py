@@ -86,6 +86,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    shares_prefix = False
 
     def __init__(
         self,

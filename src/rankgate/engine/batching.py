@@ -18,10 +18,15 @@ Keep = Callable[[int], bool]
 """Asked for each pair (by its index) just before its forward pass; False skips it (cancelled)."""
 
 
-def batch_tokens(lengths: Sequence[int], packed: bool) -> int:
+def batch_tokens(lengths: Sequence[int], packed: bool, shared: Sequence[int] | None = None) -> int:
     """Tokens a forward pass computes for pairs of these lengths: their sum when the backend
-    packs them, else the batch padded to its longest pair."""
-    return sum(lengths) if packed else len(lengths) * max(lengths, default=0)
+    packs them (with ``shared``, the pairs' shared prefixes counted once: the longest of them),
+    else the batch padded to its longest pair."""
+    if not packed:
+        return len(lengths) * max(lengths, default=0)
+    if shared is None or len(lengths) < 2:
+        return sum(lengths)
+    return sum(lengths) - sum(shared) + max(shared)
 
 
 def plan_batches(
@@ -31,6 +36,7 @@ def plan_batches(
     overhead_tokens: int = 0,
     *,
     packed: bool = False,
+    shared: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Group indices into batches that waste little, longest first.
 
@@ -39,22 +45,33 @@ def plan_batches(
     ``overhead_tokens`` per forward pass: the cost of one more pass (smaller matrix products,
     per-call work) expressed in tokens. A large overhead gives few full batches; a small one
     splits where lengths jump, so little padding is computed. With ``packed`` (a backend that
-    computes real tokens only) there is no padding, and the fewest passes win. A batch holds at
+    computes real tokens only) there is no padding, and the fewest passes win; ``shared`` (each
+    pair's prefix shared with the others of its request, which such a backend computes once per
+    pass) is then counted once per batch, as :func:`batch_tokens` does. A batch holds at
     most ``max_size`` pairs and ``max_tokens`` computed tokens, except that a single pair
     always fits.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     size_sorted = [lengths[i] for i in order]
+    shared_sorted = [shared[i] for i in order] if packed and shared is not None else None
     n = len(order)
     # best[k]: least cost of batching the k longest pairs; start[k]: where its last batch begins.
     best = [0.0] + [float("inf")] * n
     start = [0] * (n + 1)
     for end in range(1, n + 1):
-        real = 0
+        real = common = longest_common = 0
         for first in range(end - 1, max(-1, end - 1 - max_size), -1):
-            real += size_sorted[first]
             size = end - first
-            computed = real if packed else size * size_sorted[first]
+            real += size_sorted[first]
+            if shared_sorted is not None:
+                common += shared_sorted[first]
+                longest_common = max(longest_common, shared_sorted[first])
+            if not packed:
+                computed = size * size_sorted[first]
+            elif size > 1:
+                computed = real - common + longest_common
+            else:
+                computed = real
             if size > 1 and computed > max_tokens:
                 break  # moving ``first`` back only grows the batch
             cost = best[first] + computed + overhead_tokens
@@ -102,7 +119,10 @@ def score_pairs(
     done = 0
     packed = backend.packed
     lengths = [len(p) for p in pairs]
-    plan = plan_batches(lengths, max_tokens, max_size, overhead_tokens, packed=packed)
+    shared = [p.shared for p in pairs] if packed and backend.shares_prefix else None
+    plan = plan_batches(
+        lengths, max_tokens, max_size, overhead_tokens, packed=packed, shared=shared
+    )
     skipped = np.zeros(len(pairs), dtype=bool)
     for planned in plan:
         batch = planned if keep is None else [i for i in planned if keep(i)]
@@ -117,7 +137,8 @@ def score_pairs(
         logits[batch] = _forward(backend, chosen)
         if on_forward is not None:
             sizes = [lengths[i] for i in batch]
-            on_forward(len(chosen), sum(sizes), batch_tokens(sizes, packed))
+            common = [shared[i] for i in batch] if shared is not None else None
+            on_forward(len(chosen), sum(sizes), batch_tokens(sizes, packed, common))
         if progress is not None:
             progress(done, len(pairs))
     bad = int(np.count_nonzero(~np.isfinite(logits) & ~skipped))

@@ -71,7 +71,8 @@ class ServerMetrics:
         )
         self.forward_padded_tokens = Counter(
             "rankgate_forward_padded_tokens",
-            "Tokens computed by forward passes, padding included (real / padded = efficiency).",
+            "Tokens computed by forward passes: padding included, a prefix shared by several pairs "
+            "counted once (real / padded = efficiency).",
             m,
             registry=r,
         )

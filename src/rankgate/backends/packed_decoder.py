@@ -1,0 +1,201 @@
+"""Unpadded ("packed") forward passes for causal-LM rerankers, shared prefix computed once.
+
+The padded forward pads every pair of a pass to the longest one and, with a shared-prefix key/value
+cache, still pads every pair's rest to the longest rest. Here one pass is a single row of real
+tokens only: each distinct shared prefix once (the template's head, the instruction and the
+query), then the rest of every pair that shares it, then the next prefix and its rests, and
+pairs that share nothing whole. Each linear layer is then one large matrix product over real
+tokens, and attention runs piece by piece:
+
+- a prefix (or a whole pair) attends causally to itself;
+- a pair's rest attends to all of its prefix and causally to itself, at positions that follow
+  the prefix.
+
+That is exactly the attention each pair has when it is scored alone, so the scores are the
+stock forward's (checked against it when the model loads, :class:`DecoderBackend` compares the
+two on probe pairs, and used only where that check passes).
+
+The model is the checkpoint's own: its embedding, layers, rotary positions and norms run as
+transformers wrote them; only the attention kernel is swapped, through transformers' attention
+registry, for one that reads the layout of the pass. Without a layout it is transformers' own
+SDPA attention, so the stock forward of the same model object is unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rankgate.backends.base import EncodedPair
+
+__all__ = ["ATTENTION", "Layout", "PackedDecoder", "register_attention", "unsupported_reason"]
+
+ATTENTION = "rankgate_packed"
+"""The name the attention kernel is registered under (``config._attn_implementation``)."""
+
+# The layout of the pass in progress on this thread, read by every layer's attention and by the
+# mask builder (a packed pass needs no dense mask). Unset, both are transformers' SDPA ones.
+_LAYOUT: ContextVar[Layout | None] = ContextVar("rankgate_packed_layout", default=None)
+
+
+@dataclass(slots=True)
+class Layout:
+    """Where each piece of a packed row sits; built once per pass, read by every layer.
+
+    ``pieces`` holds ``(context_start, context_end, start, end)``: rows ``start:end`` attend to
+    rows ``context_start:context_end`` (their shared prefix; empty for a prefix or a whole pair)
+    and causally to themselves.
+    """
+
+    pieces: list[tuple[int, int, int, int]]
+    saved: int = 0
+    """Tokens not computed because a prefix was computed once for several pairs."""
+    masks: dict[tuple[int, int], Any] = field(default_factory=dict)
+
+    def mask(self, torch: Any, context: int, length: int, device: Any) -> Any:
+        """Boolean mask of ``length`` queries over ``context`` prefix keys and their own."""
+        key = (context, length)
+        if key not in self.masks:
+            own = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+            whole = torch.ones(length, context, dtype=torch.bool, device=device)
+            self.masks[key] = torch.cat([whole, own], dim=1)
+        return self.masks[key]
+
+
+def _attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """transformers' attention signature: ``query`` is ``(1, heads, tokens, dim)``, ``key`` and
+    ``value`` ``(1, kv_heads, tokens, dim)``; returns ``(1, tokens, heads, dim)``."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    layout = _LAYOUT.get()
+    if layout is None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    import torch
+
+    if kwargs.get("softcap") is not None:
+        raise ValueError("the packed decoder pass has no attention-logit soft-capping")
+    window = kwargs.get("sliding_window")
+    groups = int(getattr(module, "num_key_value_groups", 1))
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    out = torch.empty(
+        (1, query.shape[2], query.shape[1], query.shape[3]), dtype=query.dtype, device=query.device
+    )
+    for c0, c1, a, b in layout.pieces:
+        if window is not None and (c1 - c0) + (b - a) > window:
+            raise ValueError("a piece is longer than the model's sliding attention window")
+        q = query[:, :, a:b]
+        if c1 == c0:
+            got = sdpa(q, key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling)
+        else:
+            k = torch.cat([key[:, :, c0:c1], key[:, :, a:b]], dim=2)
+            v = torch.cat([value[:, :, c0:c1], value[:, :, a:b]], dim=2)
+            mask = layout.mask(torch, c1 - c0, b - a, query.device)
+            got = sdpa(q, k, v, attn_mask=mask, scale=scaling)
+        out[0, a:b] = got[0].transpose(0, 1)
+    return out, None
+
+
+def _mask(*args: Any, **kwargs: Any) -> Any:
+    """SDPA's mask builder, except during a packed pass (whose pieces carry their own masks)."""
+    from transformers.masking_utils import sdpa_mask
+
+    if _LAYOUT.get() is not None:
+        return None
+    return sdpa_mask(*args, **kwargs)
+
+
+def register_attention() -> None:
+    """Register the kernel and its mask builder under :data:`ATTENTION`."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    AttentionInterface.register(ATTENTION, _attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, _mask)
+
+
+def unsupported_reason(config: Any) -> str | None:
+    """Why the packed pass cannot run this model's attention exactly, or None."""
+    if getattr(config, "attn_logit_softcapping", None):
+        return "its attention logits are soft-capped"
+    if not getattr(config, "is_causal", True):
+        return "its attention is bidirectional"
+    return None
+
+
+class PackedDecoder:
+    """Runs a loaded causal LM's decoder body on packed pairs (see the module's docstring)."""
+
+    def __init__(self, body: Any, torch: Any) -> None:
+        self._body = body
+        self._torch = torch
+        self._device = next(body.parameters()).device
+
+    def last_hidden(self, pairs: Sequence[EncodedPair], reuse_prefix: bool) -> tuple[Any, int]:
+        """The final hidden state at each pair's last token, ``(len(pairs), hidden)``, and the
+        tokens saved by computing shared prefixes once."""
+        torch = self._torch
+        ids, positions, layout, last = self.layout(pairs, reuse_prefix)
+        device = self._device
+        token = _LAYOUT.set(layout)
+        try:
+            with torch.inference_mode():
+                hidden = self._body(
+                    input_ids=torch.from_numpy(ids).to(device)[None],
+                    position_ids=torch.from_numpy(positions).to(device)[None],
+                    use_cache=False,
+                ).last_hidden_state[0]
+                return hidden[torch.from_numpy(last).to(device)], layout.saved
+        finally:
+            _LAYOUT.reset(token)
+
+    def layout(
+        self, pairs: Sequence[EncodedPair], reuse_prefix: bool
+    ) -> tuple[np.ndarray, np.ndarray, Layout, np.ndarray]:
+        """Token ids, positions, pieces and each pair's last row for one packed row."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, pair in enumerate(pairs):
+            prefix = pair.input_ids[: pair.shared] if reuse_prefix else ()
+            groups.setdefault(prefix, []).append(i)
+        chunks: list[Sequence[int]] = []
+        position_chunks: list[np.ndarray] = []
+        pieces: list[tuple[int, int, int, int]] = []
+        last = np.empty(len(pairs), dtype=np.int64)
+        row = saved = 0
+        for prefix, members in groups.items():
+            p = len(prefix) if len(members) > 1 else 0
+            context = (row, row + p)
+            if p:
+                chunks.append(prefix)
+                position_chunks.append(np.arange(p))
+                pieces.append((row, row, row, row + p))
+                row += p
+                saved += p * (len(members) - 1)
+            for i in members:
+                rest = pairs[i].input_ids[p:]
+                chunks.append(rest)
+                position_chunks.append(np.arange(p, p + len(rest)))
+                pieces.append((*context, row, row + len(rest)))
+                row += len(rest)
+                last[i] = row - 1
+        ids = np.fromiter(itertools.chain.from_iterable(chunks), np.int64, count=row)
+        positions = np.concatenate(position_chunks).astype(np.int64)
+        return ids, positions, Layout(pieces, saved), last
