@@ -8,9 +8,10 @@ Run under the reference env (scripts/setup-flag-env.sh):
         reply:   {"results": [{"scores": [...], "normalized": [...]}, ...]}
 
     .venv-flag/bin/python scripts/flag_llm_reference.py --bench < request.json
-        request: {"model": DIR, "pairs": [[q, p], ...], "max_length": N, "repeats": R,
-                  "threads": N}
-        reply:   {"seconds": [...]} (one untimed warm-up call first)
+        request: {"model": DIR, "workloads": [[[q, p], ...], ...], "max_length": N,
+                  "batch_size": N, "repeats": R, "threads": N}
+        reply:   {"seconds": [[...], ...], "cpu": [[...], ...]} per workload, wall and process
+                 CPU seconds (one untimed warm-up call on the first workload)
 
 FlagLLMReranker adds its own "A: " / "B: " to each query and passage, a BOS token, the "\\n"
 separators and the prompt (the default one when "prompt" is null), and reads the logit of "Yes"
@@ -51,14 +52,20 @@ def main() -> int:
     if "--bench" in sys.argv[1:]:
         import time
 
-        pairs = [[str(q), str(p)] for q, p in req["pairs"]]
-        reranker.compute_score(pairs)  # warm-up
-        seconds = []
-        for _ in range(int(req.get("repeats", 2))):
-            started = time.perf_counter()
-            reranker.compute_score(pairs)
-            seconds.append(time.perf_counter() - started)
-        sys.stdout.write(json.dumps({"seconds": seconds}) + "\n")
+        seconds, cpu = [], []
+        for i, workload in enumerate(req["workloads"]):
+            pairs = [[str(q), str(p)] for q, p in workload]
+            if i == 0:
+                reranker.compute_score(pairs)  # warm-up, once per process
+            wall, used = [], []
+            for _ in range(int(req.get("repeats", 2))):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                reranker.compute_score(pairs)
+                wall.append(time.perf_counter() - started)
+                used.append(time.process_time() - cpu_started)
+            seconds.append(wall)
+            cpu.append(used)
+        sys.stdout.write(json.dumps({"seconds": seconds, "cpu": cpu}) + "\n")
         return 0
     results = []
     for case in req["cases"]:

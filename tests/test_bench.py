@@ -302,34 +302,37 @@ def test_spread_draws_document_lengths_around_the_target() -> None:
 
 
 def test_llm_bench_runs_its_peers_side_by_side(tmp_path: Path) -> None:
-    """benchmarks/bench_llm.py on the tiny Qwen3 model: every peer timed, ratios printed."""
-    import subprocess
-    import sys
+    """rankgate bench --llm on the tiny Qwen3 model: every peer timed, ratios and work printed."""
+    from typer.testing import CliRunner
 
-    root = Path(__file__).resolve().parents[1]
+    app = typer.Typer()
+    app.command()(bench)
     out = tmp_path / "llm.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(root / "benchmarks" / "bench_llm.py"),
-            "--tiny",
-            "--docs",
-            "2",
-            "--repeats",
-            "1",
-            "--peers",
-            "rankgate,rankgate-whole,crossencoder",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    for peer in ("rankgate ", "rankgate-whole", "crossencoder"):
-        assert peer in done.stdout
-    assert "% of the fp32 peak" in done.stdout
-    seconds = json.loads(out.read_text())["runs"][0]["seconds"]
-    assert {"rankgate", "rankgate-whole", "crossencoder"} <= set(seconds)
+    peers = "rankgate,rankgate-padded,rankgate-whole,crossencoder"
+    args = ["--llm", "--tiny", "--docs", "2,3", "--repeats", "1", "--peers", peers]
+    args += ["--model-dir", str(tmp_path / "qwen3-tiny"), "--out", str(out)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for peer in peers.split(","):
+        assert peer in result.output
+    assert "1 query × 3 documents" in result.output and "useful GF/s" in result.output
+    report = json.loads(out.read_text())
+    assert [w["docs"] for w in report["workloads"]] == [2, 3]
+    by_peer = {r["peer"]: r for r in report["workloads"][1]["results"]}
+    assert set(by_peer) == set(peers.split(","))
+    # the shared prefix once: rankgate computes fewer tokens than its pairs hold, and than the
+    # peers that pad or repeat the prefix
+    rankgate = by_peer["rankgate"]
+    assert rankgate["computed_tokens"] == rankgate["useful_tokens"] < rankgate["pair_tokens"]
+    for other in ("rankgate-padded", "rankgate-whole", "crossencoder"):
+        assert by_peer[other]["computed_gflop"] > rankgate["computed_gflop"], other
+
+
+def test_llm_bench_rejects_an_encoder_peer(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.command()(bench)
+    result = CliRunner().invoke(app, ["--llm", "--tiny", "--peers", "flag"])
+    assert result.exit_code == 2
+    assert "flag-llm" in result.output

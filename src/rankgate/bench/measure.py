@@ -23,6 +23,9 @@ from rankgate.backends.base import is_cuda
 __all__ = [
     "Deviation",
     "cpu_share",
+    "decoder_attention_flops",
+    "decoder_head_flops",
+    "decoder_token_flops",
     "deviation",
     "encoder_params",
     "fixed_batches",
@@ -51,9 +54,13 @@ VERSIONED = (
 )
 
 
-def timed(call: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
-    """One untimed warm-up call, then ``repeats`` timed calls: (wall, process CPU) seconds."""
-    call()
+def timed(
+    call: Callable[[], object], repeats: int, warmup: bool = True
+) -> tuple[list[float], list[float]]:
+    """One untimed warm-up call (unless ``warmup`` is False: the peer already ran in this
+    process), then ``repeats`` timed calls: (wall, process CPU) seconds."""
+    if warmup:
+        call()
     seconds, cpu_seconds = [], []
     for _ in range(repeats):
         started, cpu = time.perf_counter(), time.process_time()
@@ -127,6 +134,49 @@ def packed_flops(lengths: Sequence[int], config: dict[str, Any]) -> float:
     full = request_flops(lengths, {**config, "num_hidden_layers": layers - 1}) if layers > 1 else 0
     last = sum(2 * kv * s + 2 * (per_layer - kv) + 4 * s * hidden for s in lengths)
     return float(full + last)
+
+
+def _decoder_dims(config: dict[str, Any]) -> tuple[int, int, int, int]:
+    hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    return int(config["num_hidden_layers"]), hidden, heads, head_dim
+
+
+def decoder_token_flops(config: dict[str, Any]) -> float:
+    """FLOPs of one token through a causal LM's decoder body (2 per matrix weight): the query,
+    key, value and output projections (grouped key/value heads counted as they are) and the
+    gated MLP's three products. Norms, rotary positions and activations are left out.
+
+    Example:
+        >>> cfg = {"hidden_size": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+        ...        "intermediate_size": 8, "num_hidden_layers": 1}
+        >>> decoder_token_flops(cfg) == 2 * (4 * 4 * 2 + 4 * 2 * 2 + 3 * 4 * 8)
+        True
+    """
+    layers, hidden, heads, head_dim = _decoder_dims(config)
+    kv = int(config.get("num_key_value_heads") or heads)
+    per_layer = 2 * hidden * heads * head_dim + 2 * hidden * kv * head_dim
+    per_layer += 3 * hidden * int(config["intermediate_size"])
+    return 2.0 * layers * per_layer
+
+
+def decoder_head_flops(config: dict[str, Any]) -> float:
+    """FLOPs of the whole LM head (the vocabulary's logits) for one position."""
+    return 2.0 * int(config["vocab_size"]) * int(config["hidden_size"])
+
+
+def decoder_attention_flops(rows: int, context: int, config: dict[str, Any]) -> float:
+    """Attention FLOPs (scores and weighted sums, every layer and head) of ``rows`` query rows
+    that see ``context`` earlier keys and, causally, each other: row j sees context + j + 1.
+
+    Example:
+        >>> cfg = {"hidden_size": 4, "num_attention_heads": 2, "num_hidden_layers": 1}
+        >>> decoder_attention_flops(2, 3, cfg) == 4 * 2 * 2 * (4 + 5)
+        True
+    """
+    layers, _, heads, head_dim = _decoder_dims(config)
+    keys = rows * context + rows * (rows + 1) // 2
+    return 4.0 * layers * heads * head_dim * keys
 
 
 Shape = tuple[int, int, int]

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from rankgate.bench.core import DEFAULT_GPU_PEERS, DEFAULT_PEERS, PEERS, CoreOptions, run_core
+from rankgate.bench.llm import LLM_PEERS, LlmOptions, run_llm
 from rankgate.bench.server import SERVERS, ServerOptions, run_server_bench
 from rankgate.bench.workload import DEFAULT_SPREAD
 from rankgate.cli import common
@@ -47,7 +48,8 @@ ModelDir = Annotated[
     _opt(
         "MODEL_DIR",
         "Where the random model is built or reused. Default: benchmarks/.models/bge-m3-arch "
-        "(tiny-xlmr with --tiny) in the rankgate repo, else ~/.cache/rankgate/bench/.",
+        "(tiny-xlmr with --tiny; with --llm qwen3-reranker-0.6b-arch, qwen3-tiny) in the "
+        "rankgate repo, else ~/.cache/rankgate/bench/.",
     ),
 ]
 Tiny = Annotated[
@@ -78,9 +80,18 @@ def bench(
         _opt(
             "PEERS",
             f"Comma-separated, from {','.join(PEERS)}. Default: {','.join(DEFAULT_PEERS)} on the "
-            f"CPU, {','.join(DEFAULT_GPU_PEERS)} on a GPU.",
+            f"CPU, {','.join(DEFAULT_GPU_PEERS)} on a GPU. With --llm, from (and by default) "
+            f"{','.join(LLM_PEERS)}.",
         ),
     ] = None,
+    llm: Annotated[
+        bool,
+        _opt(
+            "LLM",
+            "Decoder (LLM) rerankers: Qwen3-Reranker-0.6B's architecture, rankgate against "
+            "CrossEncoder and FlagLLMReranker (CPU, fp32).",
+        ),
+    ] = False,
     model_dir: ModelDir = None,
     tiny: Tiny = False,
     short: Short = False,
@@ -118,9 +129,34 @@ def bench(
     request, ratios, model GFLOP/s against a matmul peak, and int8's score deviation.
 
     Example: rankgate bench --tiny --peers rankgate,crossencoder --repeats 1
+
+    With --llm: rankgate's decoder path (packed, padded, every pair whole) against CrossEncoder
+    and FlagLLMReranker, with the FLOPs each computes. Example: rankgate bench --llm --docs 10
     """
     common.quiet_libraries()
     with common.exits_on_error():
+        if llm:
+            if device != "cpu":
+                raise typer.BadParameter(
+                    "--llm runs on the CPU only for now", param_hint="--device"
+                )
+            try:
+                llm_options = LlmOptions(
+                    model_dir=model_dir,
+                    tiny=tiny,
+                    docs=_ints(docs, "--docs"),
+                    tokens=60 if short else 280,
+                    spread=spread,
+                    repeats=repeats,
+                    peers=_names(peers, LLM_PEERS, "--peers") if peers else LLM_PEERS,
+                    threads=threads,
+                    out=out,
+                    **_given(flag_python=flag_python),
+                )
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            run_llm(llm_options)
+            return
         options = _core_options(
             model_dir=model_dir,
             tiny=tiny,
