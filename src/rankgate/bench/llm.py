@@ -13,8 +13,8 @@ same model, threads and documents:
 - ``crossencoder``: sentence-transformers' ``CrossEncoder`` (its ``LogitScore`` path and the
   model's chat template, batches of 16, longest first, left-padded);
 - ``flag-llm``: FlagEmbedding's ``FlagLLMReranker`` in its own environment (its gemma-style
-  prompt, so its token counts differ from the others'; batches of 16, longest first; the whole vocabulary's
-  logits at every position; and, on every call, a trial pass on its longest batch).
+  prompt, so its token counts differ from the others'; batches of 16, longest first; the whole
+  vocabulary's logits at every position; and, on every call, a trial pass on its longest batch).
 
 Per peer: seconds per request (median), pairs/s, ratios, GFLOP/s of its useful work (real tokens
 of its own layout, the shared prefix counted once) and that against the fp32 matmul peak
@@ -24,6 +24,7 @@ prefixes, vocabulary logits, trial passes), as a multiple of rankgate's.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import statistics
@@ -363,7 +364,8 @@ def _rankgate_peer(packed: bool, prefix_cache: bool, name: str) -> PeerFn:
         for i, (n, texts) in enumerate(docs.items()):
             pairs = rr.prepare(QUERY, texts).pairs
             lengths = [len(p) for p in pairs]
-            seconds, cpu = timed(lambda t=texts: rr.rerank(QUERY, t), options.repeats, i == 0)
+            call = functools.partial(rr.rerank, QUERY, texts)
+            seconds, cpu = timed(call, options.repeats, i == 0)
             out.append(
                 LlmTiming(
                     name,
@@ -396,11 +398,8 @@ def _crossencoder(
     for i, (n, texts) in enumerate(docs.items()):
         pairs = layout.prepare(QUERY, texts).pairs
         lengths = [len(p) for p in pairs]
-        seconds, cpu = timed(
-            lambda t=texts: ce.predict([(QUERY, d) for d in t], batch_size=PEER_BATCH),
-            options.repeats,
-            i == 0,
-        )
+        call = functools.partial(ce.predict, [(QUERY, d) for d in texts], batch_size=PEER_BATCH)
+        seconds, cpu = timed(call, options.repeats, i == 0)
         computed = _padded(_sorted_batches(lengths, PEER_BATCH), config, head="last")
         useful = _prefix_layout(lengths, pairs[0].shared, config)
         out.append(

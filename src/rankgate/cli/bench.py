@@ -151,7 +151,7 @@ def bench(
                     peers=_names(peers, LLM_PEERS, "--peers") if peers else LLM_PEERS,
                     threads=threads,
                     out=out,
-                    **_given(flag_python=flag_python),
+                    **_given(flag_python=flag_python),  # type: ignore[arg-type]
                 )
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from None
