@@ -29,7 +29,6 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("cohere top_n zero", "/v1/rerank", {"query": "q", "documents": DOCS, "top_n": 0}, 422),
     ("cohere top_n text", "/v1/rerank", {"query": "q", "documents": DOCS, "top_n": "x"}, 422),
     ("tei texts a string", "/rerank", {"query": "q", "texts": "doc"}, 422),
-    ("tei unknown field", "/rerank", {"query": "q", "texts": DOCS, "raw_score": True}, 422),
     (
         "tei left truncation",
         "/rerank",

@@ -163,6 +163,53 @@ def test_tei_rerank(fake: httpx.Client, library: Reranker) -> None:
         assert header in r.headers
 
 
+def test_tei_ignores_unknown_fields_as_tei_does_and_lists_them(
+    fake: httpx.Client, library: Reranker
+) -> None:
+    # what LiteLLM's huggingface/ provider sends: TEI itself ignores top_n and model
+    body = {"query": QUERY, "texts": DOCS, "top_n": 2, "model": "BAAI/x", "raw_score": True}
+    r = fake.post("/rerank", json=body)
+    assert r.status_code == 200, r.text
+    assert same_ranking([(x["index"], x["score"]) for x in r.json()], expected(library))
+    assert r.headers["x-ignored-fields"] == "model,raw_score,top_n"  # a misspelling shows here
+
+
+def test_usage_carries_prompt_tokens(fake: httpx.Client) -> None:
+    body = fake.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).json()
+    assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+
+
+def test_voyage_shape(fake: httpx.Client, library: Reranker) -> None:
+    # the voyageai SDK's request: top_k, truncation; it reads object, data, model, usage
+    request = {
+        "query": QUERY,
+        "documents": DOCS,
+        "model": "rerank-2",
+        "top_k": 2,
+        "return_documents": True,
+        "truncation": True,
+    }
+    body = fake.post("/v1/rerank", json=request).json()
+    assert body["object"] == "list" and body["model"] == "rerank-2"
+    assert body["usage"]["total_tokens"] > 0
+    got = [(x["index"], x["relevance_score"]) for x in body["data"]]
+    assert same_ranking(got, expected(library, top_n=2))
+    assert [x["document"] for x in body["data"]] == [DOCS[i] for i, _ in got]  # strings
+    assert body["results"][0]["document"] == {"text": DOCS[got[0][0]]}  # Cohere's shape beside
+    plain = fake.post("/v1/rerank", json={**request, "return_documents": False}).json()
+    assert "document" not in plain["data"][0]
+    both = fake.post("/v1/rerank", json={**request, "top_n": 3}).json()
+    assert len(both["data"]) == 3  # top_n wins over top_k
+
+
+def test_voyage_truncation_false_refuses_a_long_document(fake: httpx.Client) -> None:
+    long = " ".join(["word"] * 5000)
+    request = {"query": QUERY, "documents": [long], "truncation": False}
+    r = fake.post("/v1/rerank", json=request)
+    assert r.status_code in (400, 413, 422), r.text
+    assert fake.post("/v1/rerank", json={**request, "truncation": True}).status_code == 200
+
+
 def test_rerank_without_texts_is_cohere(fake: httpx.Client) -> None:
     r = fake.post("/rerank", json={"query": QUERY, "documents": DOCS})
     assert r.status_code == 200

@@ -110,9 +110,11 @@ async def rerank_any(request: Request, body: AnyRerankRequest) -> Response:
     """TEI's rerank: a bare array, best first. A body without 'texts' is served as /v1/rerank."""
     if isinstance(body, cohere.CohereV1Request):
         return await rerank_v1(request, body)
-    service = _service(request, "tei")
+    model = body.requested_model(request.app.state.rankgate.models)
+    service = _service(request, "tei", model)
     outcome = await service.rerank(body.to_call(), request.state.timings)
-    return _json(tei.tei_response(outcome.results, body.return_text))
+    ignored = ignored_fields_header(body.ignored_fields(used_model=model is not None))
+    return _json(tei.tei_response(outcome.results, body.return_text), ignored)
 
 
 @router.post(

@@ -1,7 +1,10 @@
 """Cohere v1, Cohere v2 and Jina rerank wire types (``/v1/rerank``, ``/v2/rerank``, ``/rerank``).
 
-Cohere v1 and Jina share ``/v1/rerank`` and overlap in shape, so one response carries both
-dialects' keys (``id`` and ``meta`` for Cohere, ``model`` and ``usage`` for Jina). Unknown request
+Cohere v1, Jina and Voyage share ``/v1/rerank`` and overlap in shape, so one response carries
+every dialect's keys: ``id`` and ``meta`` for Cohere, ``model`` and ``usage`` for Jina (with
+``usage.prompt_tokens``, which the infinity client requires), ``object`` and ``data`` for Voyage
+(whose results name the document as a string). Voyage's ``top_k`` and ``truncation`` are read
+too. Unknown request
 fields are accepted and ignored: the Cohere SDKs add fields release after release and Jina clients
 send ``return_embeddings`` and the like, so being strict would break real clients.
 """
@@ -38,6 +41,14 @@ class _Request(BaseModel):
         description="Strings, or objects with a 'text' field (or the fields in rank_fields)."
     )
     top_n: int | None = Field(None, ge=1, description="Return the best N. Default: all.")
+    top_k: int | None = Field(
+        None, ge=1, description="Voyage's name for top_n (top_n wins when both are given)."
+    )
+    truncation: bool | None = Field(
+        None,
+        description="Voyage: false makes a document over max_length an error instead of "
+        "truncating or chunking it. Default: the server's auto_truncate.",
+    )
     rank_fields: list[str] | None = Field(
         None, description="For object documents: the fields to score, in order."
     )
@@ -61,8 +72,9 @@ class _Request(BaseModel):
         return RerankCall(
             query=self.query,
             documents=self.documents,
-            top_n=self.top_n,
+            top_n=self.top_n if self.top_n is not None else self.top_k,
             normalize=not self.raw_scores,
+            truncate=self.truncation,
             rank_fields=self.rank_fields,
             max_chunks=self.max_chunks_per_doc,
             max_tokens_per_doc=self.max_tokens_per_doc,
@@ -118,6 +130,15 @@ class Meta(BaseModel):
 
 class Usage(BaseModel):
     total_tokens: int
+    prompt_tokens: int
+
+
+class VoyageItem(BaseModel):
+    """A Voyage result: the document, when asked for, is its text."""
+
+    index: int
+    relevance_score: float
+    document: str | None = None
 
 
 class CohereV2Response(BaseModel):
@@ -129,10 +150,13 @@ class CohereV2Response(BaseModel):
 
 
 class CohereRerankResponse(CohereV2Response):
-    """Cohere v1 and Jina in one: Cohere reads ``id`` and ``meta``, Jina ``model``, ``usage``."""
+    """Cohere v1, Jina and Voyage in one: Cohere reads ``id`` and ``meta``, Jina ``model`` and
+    ``usage``, Voyage ``object``, ``data``, ``model`` and ``usage``."""
 
     model: str
     usage: Usage
+    object: str = "list"
+    data: list[VoyageItem]
 
 
 def _document(doc: object) -> ResultDocument:
@@ -168,7 +192,15 @@ def v1_response(
         model=model,
         results=_items(results, with_documents),
         meta=_meta("1", tokens),
-        usage=Usage(total_tokens=tokens),
+        usage=Usage(total_tokens=tokens, prompt_tokens=tokens),
+        data=[
+            VoyageItem(
+                index=r.index,
+                relevance_score=r.score,
+                document=r.text if with_documents else None,
+            )
+            for r in results
+        ],
     )
 
 

@@ -1,12 +1,16 @@
 """Hugging Face text-embeddings-inference wire types: ``POST /rerank`` (``texts``), ``/info``.
 
-Requests are strict: TEI's own fields only, anything else is a 422. The TEI clients we know
-(LlamaIndex's postprocessor, plain HTTP) send nothing else, and a misspelt ``raw_score`` would
-otherwise silently change the scores.
+Unknown request fields are ignored, as text-embeddings-inference itself ignores them (its
+``RerankRequest`` does not deny unknown fields): LiteLLM's ``huggingface/`` provider sends
+``top_n`` and ``model``, AnswerDotAI ``rerankers`` sends ``model``. They are listed in the
+``x-ignored-fields`` response header, so that a misspelt ``raw_score`` is visible there. A
+``model`` that names a served model picks it (several models in one server); any other is
+ignored, as TEI does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -20,7 +24,7 @@ __all__ = ["ServedModel", "TEIInfo", "TEIRerankRequest", "TEIRerankResponse", "t
 class TEIRerankRequest(BaseModel):
     """TEI ``POST /rerank``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     query: str = Field(description="The search query.")
     texts: list[str] = Field(description="The documents.")
@@ -49,6 +53,17 @@ class TEIRerankRequest(BaseModel):
             truncate=self.truncate,
             instruction=self.instruction,
         )
+
+    def requested_model(self, served: Iterable[str]) -> str | None:
+        """The extra ``model`` field when it names a served model, else None (the default)."""
+        name = (self.model_extra or {}).get("model")
+        return name if isinstance(name, str) and name in set(served) else None
+
+    def ignored_fields(self, used_model: bool) -> list[str]:
+        extra = set(self.model_extra or {})
+        if used_model:
+            extra.discard("model")
+        return sorted(extra)
 
 
 class TEIRank(BaseModel):
