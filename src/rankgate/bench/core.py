@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rankgate.backends.base import is_cuda
 from rankgate.bench.measure import (
@@ -207,7 +208,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         import json
 
         options.out.write_text(json.dumps(report, indent=2))
-        console.print(f"wrote {options.out}")
+        console.print(Text(f"wrote {options.out}"))
     return report
 
 
@@ -368,7 +369,7 @@ def _print_footer(
         first = next(iter(run.timings.values()))
         console.print(f"  {name}: {first.batching}" + (f"; {run.note}" if run.note else ""))
     for name, why in skipped.items():
-        console.print(f"[yellow]{name} skipped: {why}[/]")
+        console.print(Text(f"{name} skipped: {why}", style="yellow"))
     if deviations:
         pairs = report["deviation_pairs"]
         precision = "fp32" if options.device == "cpu" else "fp16"

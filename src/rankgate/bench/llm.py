@@ -37,6 +37,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rankgate.bench.measure import (
     cpu_share,
@@ -323,7 +324,7 @@ def run_llm(options: LlmOptions, console: Console | None = None) -> dict[str, An
             {"docs": n, "results": [_record(t, config, peak) for t in timings[n]]}
         )
     for name, why in skipped.items():
-        console.print(f"[yellow]{name} skipped: {why}[/]")
+        console.print(Text(f"{name} skipped: {why}", style="yellow"))
     console.print(
         f"\nruntime {time.perf_counter() - started:.0f} s; peak above = the higher of the "
         "fp32 matmul peaks measured before and after the peers. pairs/s = documents / median "
@@ -336,7 +337,7 @@ def run_llm(options: LlmOptions, console: Console | None = None) -> dict[str, An
     )
     if options.out:
         options.out.write_text(json.dumps(report, indent=2))
-        console.print(f"wrote {options.out}", highlight=False)
+        console.print(Text(f"wrote {options.out}"))
     return report
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rankgate.bench.load import LoadResult, run_load
 from rankgate.bench.measure import machine, timed
@@ -231,7 +232,7 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
                     run.startup_s = _wait_ready(proc, url, options.startup_timeout_s, log)
                 except RuntimeError as exc:
                     run.skipped = f"did not start: {exc}"
-                    console.print(f"[red]{name} {run.skipped}[/]")
+                    console.print(Text(f"{name} {run.skipped}", style="red"))
                     continue
                 _drive(run, f"{url}/rerank", bodies, options, console)
     report = {
@@ -261,7 +262,7 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
         import json
 
         options.out.write_text(json.dumps(report, indent=2))
-        console.print(f"wrote {options.out}")
+        console.print(Text(f"wrote {options.out}"))
     return report
 
 

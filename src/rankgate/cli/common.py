@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from rankgate.errors import (
     BackendError,
@@ -166,6 +167,23 @@ CacheDir = Annotated[
 ]
 
 
+def literal(value: object, style: str = "") -> Text:
+    """``value`` as text rich shows exactly as it is: brackets in it are never read as markup.
+
+    Wrap every piece of user text (queries, documents, file names, error messages) in this before
+    it reaches ``console.print``, a table cell or a table title.
+    """
+    return Text(str(value), style=style)
+
+
+def line(*parts: str | Text | tuple[str, str]) -> Text:
+    """One line from pieces shown literally; a ``(text, style)`` piece is styled.
+
+    Example: ``line(("error:", "bold red"), " ", message)``. No piece is parsed as markup.
+    """
+    return Text.assemble(*parts)
+
+
 def quiet_libraries() -> None:
     """Keep third-party progress bars and notices off the user's terminal."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -185,7 +203,7 @@ def exits_on_error() -> Iterator[None]:
         yield
     except RankgateError as exc:
         code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(line(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
         raise typer.Exit(code) from None
 
 

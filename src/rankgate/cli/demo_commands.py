@@ -16,12 +16,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
 from rankgate.cli import common
-from rankgate.cli.common import EXIT_HELP
+from rankgate.cli.common import EXIT_HELP, line, literal
 from rankgate.cli.loading import load_reranker
 from rankgate.engine import Reranker
 from rankgate.errors import InputError
@@ -58,7 +57,7 @@ def _load(options: Mapping[str, object]) -> Reranker:
 
 
 def banner(reranker: Reranker) -> str:
-    """The load line, as the seed's test.py prints it (model, device, dtype, fp16, load time)."""
+    """The load line: model, device, dtype, FP16 on/off and load time."""
     info = reranker.info()
     fp16 = "on" if info.dtype == "float16" else "off"
     return (
@@ -90,34 +89,39 @@ def _preview(text: str, width: int = 70) -> str:
 
 def _print_simple(run: DemoRun) -> None:
     s = run.scenario
-    console.print(f"query: {s.query}", highlight=False)
+    console.print(literal(f"query: {s.query}"))
     for n, doc in enumerate(s.documents, 1):
         console.print(
-            f"  candidate {n} [{doc.id}]: {_preview(doc.text)} -> score: {run.scores[doc.id]:.4f}",
-            highlight=False,
+            literal(
+                f"  candidate {n} [{doc.id}]: {_preview(doc.text)} -> "
+                f"score: {run.scores[doc.id]:.4f}"
+            )
         )
-    console.print(f"reranked order: [{', '.join(run.reranked)}]", highlight=False)
+    console.print(literal(f"reranked order: [{', '.join(run.reranked)}]"))
     console.print(_expectation(run))
 
 
 def _print_trap(run: DemoRun, top_k: int) -> None:
     s = run.scenario
-    console.print(f"[bold]{escape(s.title)}[/] \\[{s.lang}] ({escape(s.source)})", highlight=False)
-    console.print(f"query: {s.query}", highlight=False)
+    console.print(line((s.title, "bold"), f" [{s.lang}] ({s.source})"))
+    console.print(literal(f"query: {s.query}"))
     table = Table(title_justify="left")
     for col in ("#", "retrieval order", "reranked order", "score", "moved"):
         table.add_column(col, justify="right" if col in ("#", "score") else "left")
     for n, (before, after) in enumerate(zip(run.retrieval, run.reranked, strict=True), 1):
         was = run.retrieval.index(after) + 1
         moved = "=" if was == n else (f"up {was - n}" if was > n else f"down {n - was}")
-        table.add_row(str(n), before, after, f"{run.scores[after]:.4f}", moved)
+        table.add_row(str(n), literal(before), literal(after), f"{run.scores[after]:.4f}", moved)
     console.print(table)
     console.print(_expectation(run))
     for doc in s.documents:
         expl = run.explanations.get(doc.id)
         console.print(
-            f"\n[bold]{doc.id}[/] score {run.scores[doc.id]:.4f}: {escape(s.why.get(doc.id, ''))}",
-            highlight=False,
+            line(
+                "\n",
+                (doc.id, "bold"),
+                f" score {run.scores[doc.id]:.4f}: {s.why.get(doc.id, '')}",
+            )
         )
         if expl is None:
             continue
@@ -125,8 +129,10 @@ def _print_trap(run: DemoRun, top_k: int) -> None:
         for seg in expl.top(top_k):
             verb = "raised" if seg.contribution > 0 else "lowered"
             console.print(
-                f"  {verb} by {abs(seg.contribution):.3f} logit: {_preview(seg.text.strip(), 80)}",
-                highlight=False,
+                literal(
+                    f"  {verb} by {abs(seg.contribution):.3f} logit: "
+                    f"{_preview(seg.text.strip(), 80)}"
+                )
             )
 
 
@@ -145,21 +151,22 @@ def demo(
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
 ) -> None:
-    """Rerank the router-password scenario (the seed's test.py): banner, scores, new order."""
+    """Rerank the router-password scenario (reset a router's admin password): load banner,
+    each candidate's score and the new order."""
     if ctx.invoked_subcommand is not None:
         return
     with common.exits_on_error():
         scenario = get_scenario("router-password", lang)
         reranker = _load(locals())
-        console.print(banner(reranker), highlight=False)
+        console.print(literal(banner(reranker)))
         run = run_scenario(reranker, scenario, explain_scores=explain)
         _print_simple(run)
         if explain:
             for doc in scenario.documents:
-                console.print(f"[bold]{doc.id}[/]: ", end="")
+                console.print(line((doc.id, "bold"), ": "), end="")
                 console.print(explanation_text(run.explanations[doc.id]))
         if chart is not None:
-            console.print(f"chart: {demo_chart(run, chart)}", highlight=False)
+            console.print(literal(f"chart: {demo_chart(run, chart)}"))
 
 
 def demo_trap(
@@ -180,17 +187,18 @@ def demo_trap(
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
 ) -> None:
-    """A keyword trap (the seed's test2.py): retrieval vs reranked order, chart, and the
-    sentences that moved each score. Default chart: rankgate-SCENARIO-LANG.png."""
+    """A keyword trap (a document that repeats the query's words but does not answer it):
+    retrieval vs reranked order, chart, and the sentences that moved each score.
+    Default chart: rankgate-SCENARIO-LANG.png."""
     with common.exits_on_error():
         picked = get_scenario(scenario, lang)
         reranker = _load(locals())
-        console.print(banner(reranker), highlight=False)
+        console.print(literal(banner(reranker)))
         run = run_scenario(reranker, picked)
         _print_trap(run, top)
         if not no_chart:
             path = chart or Path(f"rankgate-{picked.id}-{picked.lang}.png")
-            console.print(f"\nchart: {demo_chart(run, path)}", highlight=False)
+            console.print(literal(f"\nchart: {demo_chart(run, path)}"))
 
 
 def demo_list() -> None:
@@ -202,7 +210,8 @@ def demo_list() -> None:
         by_id.setdefault(s.id, []).append(s.lang)
     for sid, langs in by_id.items():
         s = get_scenario(sid, langs[0])
-        table.add_row(sid, " ".join(langs), f"{s.expected_best} / {s.expected_worst}", s.title)
+        best_worst = f"{s.expected_best} / {s.expected_worst}"
+        table.add_row(*(literal(v) for v in (sid, " ".join(langs), best_worst, s.title)))
     console.print(table)
 
 
@@ -319,12 +328,12 @@ def health(
             raise InputError("no reranks to report on")
         console.print(_report_table(snap, settings))
         for e in events:
-            state = "[red]crossed[/]" if e.alerting else "[green]recovered[/]"
-            console.print(f"rerank {e.request}: {e.metric} {state}: {e.message}", highlight=False)
+            state = ("crossed", "red") if e.alerting else ("recovered", "green")
+            console.print(line(f"rerank {e.request}: {e.metric} ", state, f": {e.message}"))
         if not no_chart:
             path = health_chart(
                 health_series(observations, settings),
                 settings,
                 chart or Path("rankgate-health.png"),
             )
-            console.print(f"chart: {path}", highlight=False)
+            console.print(literal(f"chart: {path}"))

@@ -233,7 +233,7 @@ def _fmt(score: float | None) -> str:
 
 
 def _table(result: FunnelResult, show_all: bool) -> Table:
-    table = Table(title=f"Query: {result.query}", title_justify="left")
+    table = Table(title=common.literal(f"Query: {result.query}"), title_justify="left")
     for name, justify in [
         ("#", "right"),
         ("document", "left"),
@@ -250,18 +250,18 @@ def _table(result: FunnelResult, show_all: bool) -> Table:
     )
     for n, c in enumerate(rows, 1):
         p = c.passage
-        label = f"[bold]{p.doc_id}[/] {_preview(p.title or p.text, 50)}"
+        label = common.line((p.doc_id, "bold"), " ", _preview(p.title or p.text, 50))
         why = "kept" if c.kept else f"{c.dropped_by}: {c.reason}"
         style = "green" if c.kept else "dim"
         table.add_row(
             str(n),
             label,
-            p.source or "",
+            common.literal(p.source or ""),
             str(c.retrieval_rank),
             str(c.rerank_rank or ""),
             _fmt(c.rerank_score),
             c.stage,
-            why,
+            common.literal(why),
             style=style,
         )
     return table
@@ -424,10 +424,11 @@ def search(
     console.print(_table(result, show_all))
     t = result.timings
     console.print(
-        f"{len(result.kept)} kept of {len(result.candidates)} recalled; "
-        f"retrieve {t['retrieve']:.3f}s, rerank {t['rerank']:.3f}s, rules {t['rules']:.3f}s"
-        + (f"; template {result.template}" if result.template else ""),
-        highlight=False,
+        common.literal(
+            f"{len(result.kept)} kept of {len(result.candidates)} recalled; "
+            f"retrieve {t['retrieve']:.3f}s, rerank {t['rerank']:.3f}s, rules {t['rules']:.3f}s"
+            + (f"; template {result.template}" if result.template else "")
+        )
     )
 
 
@@ -461,7 +462,9 @@ def templates(
     for col in ("template", "description", "text", "origin"):
         table.add_column(col)
     for t in items:
-        table.add_row(t.ref, t.description, _preview(t.template, 60), t.origin)
+        table.add_row(
+            *(common.literal(v) for v in (t.ref, t.description, _preview(t.template, 60), t.origin))
+        )
     Console(soft_wrap=False, width=max(Console().width, 140)).print(table)
 
 
@@ -471,9 +474,9 @@ def _eval_table(report: EvalReport) -> Table:
     )
     table.add_column("system")
     for m in report.measures:
-        table.add_column(m.replace("RR@", "MRR@"), justify="right")
+        table.add_column(common.literal(m.replace("RR@", "MRR@")), justify="right")
     for system, values in report.systems.items():
-        table.add_row(system, *(f"{values[m]:.4f}" for m in report.measures))
+        table.add_row(common.literal(system), *(f"{values[m]:.4f}" for m in report.measures))
     return table
 
 

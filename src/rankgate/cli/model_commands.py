@@ -45,7 +45,7 @@ def info(
             if key == "parameters"
             else (f"{value:.2f} s" if key == "load_seconds" else str(value))
         )
-        table.add_row(key.replace("_", " "), shown)
+        table.add_row(key.replace("_", " "), common.literal(shown))
     Console().print(table)
 
 

@@ -191,9 +191,10 @@ def score_batch(
                 progress=report if bar is not None else None,
             )
     common.err_console.print(
-        f"scored {result.scored_shards} of {result.shards} parts ({result.skipped_shards} "
-        f"already done), {result.rows} rows in {result.seconds:.1f} s -> {result.output}",
-        highlight=False,
+        common.literal(
+            f"scored {result.scored_shards} of {result.shards} parts ({result.skipped_shards} "
+            f"already done), {result.rows} rows in {result.seconds:.1f} s -> {result.output}"
+        )
     )
 
 

@@ -60,14 +60,16 @@ def _notes(r: RerankResult) -> str:
 
 
 def _table(query: str, results: list[RerankResult], raw: bool) -> Table:
-    table = Table(title=f"Query: {query}", title_justify="left")
+    table = Table(title=common.literal(f"Query: {query}"), title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("logit" if raw else "score", justify="right")
     table.add_column("doc", justify="right")
     table.add_column("text")
     table.add_column("notes", style="dim")
     for rank, r in enumerate(results, 1):
-        table.add_row(str(rank), f"{r.score:.4f}", str(r.index), _preview(r.text), _notes(r))
+        table.add_row(
+            str(rank), f"{r.score:.4f}", str(r.index), common.literal(_preview(r.text)), _notes(r)
+        )
     return table
 
 

@@ -1,8 +1,9 @@
 """Named, versioned query templates applied to the query before reranking.
 
-A cross-encoder judges better when the query says what to judge (the seed's example turns
-"iPhone 15充电慢怎么办" into a structured troubleshooting request). Templates are chosen per call as
-``name`` (latest version) or ``name@version``. User templates come from a TOML file::
+A cross-encoder judges better when the query says what to judge (the troubleshooting template
+turns "iPhone 15充电慢怎么办" into a request that names the likely causes and asks for a fix).
+Templates are chosen per call as ``name`` (latest version) or ``name@version``. User templates
+come from a TOML file::
 
     [[templates]]
     name = "support"
@@ -59,14 +60,14 @@ BUILTIN_TEMPLATES: tuple[QueryTemplate, ...] = (
         "A user reports a problem: {query} Possible causes include hardware faults, wrong "
         "settings or accessories, software bugs and the environment. Judge whether the document "
         "gives valid troubleshooting steps or a solution for this problem.",
-        "Structured troubleshooting request (the seed's section 5.2), English.",
+        "Structured troubleshooting request: likely causes, then a fix, in English.",
     ),
     QueryTemplate(
         "troubleshooting-zh",
         1,
         "用户反馈：{query}。可能原因包括硬件故障、设置或配件不当、系统Bug、环境因素。"
         "请判断以下文档是否提供有效的排查步骤或解决方案。",
-        "Structured troubleshooting request (the seed's section 5.2), Chinese.",
+        "Structured troubleshooting request: likely causes, then a fix, in Chinese.",
     ),
     QueryTemplate(
         "question",

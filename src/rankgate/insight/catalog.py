@@ -41,7 +41,7 @@ class Scenario:
         expected_best: id of the document a good reranker puts first.
         expected_worst: id of the document it puts last.
         why: per document id, one sentence on where it belongs and why.
-        source: where in the seed the scenario comes from.
+        source: what the scenario puts to the test, in a few words (``demo trap`` shows it).
     """
 
     id: str

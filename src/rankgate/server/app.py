@@ -31,6 +31,7 @@ from rankgate.server.errors import (
     RouteNotFoundError,
     classify,
     error_response,
+    rerank_dialect,
 )
 from rankgate.server.metrics import ServerMetrics
 from rankgate.server.middleware import GateMiddleware, dialect_for_path
@@ -94,7 +95,7 @@ def _add_handlers(app: FastAPI) -> None:
             problems.append({"loc": loc, "msg": err["msg"], "type": err["type"]})
         dialect: Dialect | None = None
         if request.url.path == "/rerank":
-            dialect = "tei" if isinstance(exc.body, dict) and "texts" in exc.body else "cohere"
+            dialect = rerank_dialect(exc.body)
         return _respond(request, InvalidRequestError(problems), dialect)
 
     @app.exception_handler(HTTPException)

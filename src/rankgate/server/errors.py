@@ -58,9 +58,21 @@ __all__ = [
     "RouteNotFoundError",
     "classify",
     "error_response",
+    "rerank_dialect",
 ]
 
 Dialect = Literal["cohere", "tei", "vllm", "any"]
+
+
+def rerank_dialect(body: object) -> Literal["tei", "cohere"]:
+    """The dialect of a ``POST /rerank`` body: TEI when it has ``texts``, else Cohere v1 / Jina.
+
+    ``body`` is the parsed JSON, or the raw bytes of a body that did not parse (then a
+    ``"texts"`` key anywhere in it decides, so that its error still comes in TEI's shape).
+    """
+    if isinstance(body, bytes | bytearray):
+        return "tei" if b'"texts"' in body else "cohere"
+    return "tei" if isinstance(body, dict) and "texts" in body else "cohere"
 
 
 class PayloadTooLargeError(InputError):

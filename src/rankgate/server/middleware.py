@@ -31,6 +31,7 @@ from rankgate.server.errors import (
     PayloadTooLargeError,
     classify,
     error_response,
+    rerank_dialect,
 )
 from rankgate.server.state import ServerState
 
@@ -161,10 +162,10 @@ class GateMiddleware:
             stop=self.state.lifecycle.stop,
         )
         if scope["path"] == "/rerank" and body:
-            scope["state"]["dialect"] = "tei" if b'"texts"' in body else "cohere"
+            scope["state"]["dialect"] = rerank_dialect(body)  # before parsing: its errors too
         parsed = check_json(body) if scope["method"] in ("POST", "PUT", "PATCH") else None
-        if scope["path"] == "/rerank" and isinstance(parsed, dict):
-            scope["state"]["dialect"] = "tei" if "texts" in parsed else "cohere"
+        if scope["path"] == "/rerank" and parsed is not None:
+            scope["state"]["dialect"] = rerank_dialect(parsed)
         gone = asyncio.Event()
         replayed = [False]
 

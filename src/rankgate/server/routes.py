@@ -15,7 +15,7 @@ from rankgate import __version__
 from rankgate.engine.service import RerankOutcome, RerankService, Timings
 from rankgate.errors import InputError, UnavailableError
 from rankgate.server.edge import ignored_fields_header
-from rankgate.server.errors import Dialect
+from rankgate.server.errors import Dialect, rerank_dialect
 from rankgate.server.metrics import CONTENT_TYPE_LATEST
 from rankgate.server.protocol import cohere, tei, vllm
 from rankgate.server.protocol.errors import AnyError, error_responses
@@ -25,13 +25,9 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-def _kind(body: Any) -> str:
-    return "tei" if isinstance(body, dict) and "texts" in body else "cohere"
-
-
 AnyRerankRequest = Annotated[
     Annotated[tei.TEIRerankRequest, Tag("tei")] | Annotated[cohere.CohereV1Request, Tag("cohere")],
-    Discriminator(_kind),
+    Discriminator(rerank_dialect),
 ]
 
 
