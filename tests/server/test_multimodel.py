@@ -98,6 +98,23 @@ def test_models_info_and_metrics_list_both(two_models: LiveServer) -> None:
     assert 'rankgate_queue_tokens{model="fast"}' in text
 
 
+def test_tei_picks_a_served_model_it_names_and_each_model_has_its_card(
+    two_models: LiveServer, libraries: dict[str, Reranker]
+) -> None:
+    with two_models.client() as c:
+        named = c.post("/rerank", json={"query": QUERY, "texts": DOCS, "model": "llm"})
+        other = c.post("/rerank", json={"query": QUERY, "texts": DOCS, "model": "BAAI/x"})
+        card = c.get("/v1/models/llm").json()
+        missing = c.get("/v1/models/rerank-v3.5")
+    assert by_index(named.json(), "score") == pytest.approx(expected(libraries["llm"]), abs=1e-5)
+    assert "x-ignored-fields" not in named.headers
+    assert by_index(other.json(), "score") == pytest.approx(expected(libraries["fast"]), abs=1e-5)
+    assert other.headers["x-ignored-fields"] == "model"  # TEI ignores a model it does not know
+    assert card["model_type"] == "rerank" and card["id"] == "llm"
+    assert missing.status_code == 404 and "'fast', 'llm'" in missing.text
+    assert "detail" in missing.json()  # what xinference-client reads from an error
+
+
 def test_one_model_answers_whatever_model_a_client_names(fake) -> None:  # type: ignore[no-untyped-def]
     r = fake.post("/v2/rerank", json={"model": "rerank-v3.5", "query": "q", "documents": ["a"]})
     assert r.status_code == 200  # the Cohere SDKs send their own model names

@@ -180,7 +180,7 @@ def test_usage_carries_prompt_tokens(fake: httpx.Client) -> None:
 
 
 def test_voyage_shape(fake: httpx.Client, library: Reranker) -> None:
-    # the voyageai SDK's request: top_k, truncation; it reads object, data, model, usage
+    # the voyageai SDK's request: top_k, truncation; it reads data and usage.total_tokens
     request = {
         "query": QUERY,
         "documents": DOCS,
@@ -190,7 +190,7 @@ def test_voyage_shape(fake: httpx.Client, library: Reranker) -> None:
         "truncation": True,
     }
     body = fake.post("/v1/rerank", json=request).json()
-    assert body["object"] == "list" and body["model"] == "rerank-2"
+    assert body["model"] == "rerank-2"  # no "object": the infinity client refuses "list"
     assert body["usage"]["total_tokens"] > 0
     got = [(x["index"], x["relevance_score"]) for x in body["data"]]
     assert same_ranking(got, expected(library, top_n=2))
@@ -208,6 +208,56 @@ def test_voyage_truncation_false_refuses_a_long_document(fake: httpx.Client) -> 
     r = fake.post("/v1/rerank", json=request)
     assert r.status_code in (400, 413, 422), r.text
     assert fake.post("/v1/rerank", json={**request, "truncation": True}).status_code == 200
+
+
+def test_infinity_route_answers_in_infinitys_shape(fake: httpx.Client, library: Reranker) -> None:
+    # infinity_client's RerankInput, with its defaults; it requires object == "rerank", model,
+    # usage.prompt_tokens and usage.total_tokens; LiteLLM's infinity/ needs string documents
+    request = {"query": QUERY, "documents": DOCS, "return_documents": True, "raw_scores": False}
+    r = fake.post("/infinity/rerank", json={**request, "model": "default/not-specified"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "rerank" and body["model"] == "default/not-specified"
+    assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+    assert isinstance(body["created"], int) and body["id"]
+    got = [(x["index"], x["relevance_score"]) for x in body["results"]]
+    assert same_ranking(got, expected(library))
+    assert [x["document"] for x in body["results"]] == [DOCS[i] for i, _ in got]
+    plain = fake.post("/infinity/rerank", json={**request, "return_documents": False}).json()
+    assert "document" not in plain["results"][0]
+    assert "object" not in fake.post("/v1/rerank", json=request).json()  # infinity refuses "list"
+
+
+def test_xinference_clients_nulls_are_defaults(fake: httpx.Client, library: Reranker) -> None:
+    # xinference-client's RESTfulRerankModelHandle.rerank body when the caller passes no options
+    request = {
+        "model": "bge-reranker",
+        "documents": DOCS,
+        "query": QUERY,
+        "top_n": None,
+        "max_chunks_per_doc": None,
+        "return_documents": None,
+        "return_len": None,
+        "kwargs": "{}",
+    }
+    r = fake.post("/v1/rerank", json=request)
+    assert r.status_code == 200, r.text
+    got = [(x["index"], x["relevance_score"]) for x in r.json()["results"]]
+    assert same_ranking(got, expected(library))
+    assert "document" not in r.json()["results"][0]
+    assert r.headers["x-ignored-fields"] == "kwargs,return_len"
+    # RAGFlow's Xinference class sends booleans as strings
+    strings = fake.post("/v1/rerank", json={**request, "return_documents": "true"}).json()
+    assert strings["results"][0]["document"]["text"] in DOCS
+
+
+def test_model_detail_says_it_is_a_reranker(fake: httpx.Client) -> None:
+    r = fake.get("/v1/models/bge-reranker")  # one model served: any name is that model
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_type"] == "rerank" and body["id"] == "bge-reranker"
+    assert body["object"] == "model" and body["context_length"] > 0
+    assert fake.get("/v1/cluster/auth").json() == {"auth": False}
 
 
 def test_rerank_without_texts_is_cohere(fake: httpx.Client) -> None:

@@ -46,9 +46,11 @@ __all__ = [
 
 log = logging.getLogger("rankgate.server")
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/v1/cluster/auth"})
 PLAYGROUND_PATHS = frozenset({"/", "/playground/app.js", "/playground/style.css"})
-SCORING_PATHS = frozenset({"/v1/rerank", "/v2/rerank", "/rerank", "/score", "/v1/score"})
+SCORING_PATHS = frozenset(
+    {"/v1/rerank", "/v2/rerank", "/rerank", "/infinity/rerank", "/score", "/v1/score"}
+)
 MODEL_PATHS = SCORING_PATHS | {"/v1/explain", "/v1/search"}
 """Paths whose requests reach the model: counted in flight, drained on shutdown."""
 _KNOWN_PATHS = (
@@ -61,11 +63,19 @@ _KNOWN_PATHS = (
 _DIALECTS: dict[str, Dialect] = {
     "/v1/rerank": "cohere",
     "/v2/rerank": "cohere",
+    "/infinity/rerank": "cohere",
     "/score": "vllm",
     "/v1/score": "vllm",
 }
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DISCONNECTED = 499  # nginx's "client closed request": no response was sent
+
+
+def route_label(path: str) -> str:
+    """The ``route`` label of a path in the request metrics: a known route, else ``other``."""
+    if path in _KNOWN_PATHS:
+        return path
+    return "/v1/models/{name}" if path.startswith("/v1/models/") else "other"
 
 
 def dialect_for_path(path: str) -> Dialect:
@@ -228,7 +238,7 @@ class GateMiddleware:
         self, path: str, status: int, timings: Timings, scoring: bool, request_id: str
     ) -> None:
         metrics = self.state.metrics
-        metrics.requests.labels(path if path in _KNOWN_PATHS else "other", str(status)).inc()
+        metrics.requests.labels(route_label(path), str(status)).inc()
         if scoring and status == 200:
             metrics.observe_request(timings)
             log.info(

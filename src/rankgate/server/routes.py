@@ -17,7 +17,7 @@ from rankgate.errors import InputError, UnavailableError
 from rankgate.server.edge import ignored_fields_header
 from rankgate.server.errors import Dialect, rerank_dialect
 from rankgate.server.metrics import CONTENT_TYPE_LATEST
-from rankgate.server.protocol import cohere, tei, vllm
+from rankgate.server.protocol import cohere, tei, vllm, xinference
 from rankgate.server.protocol.errors import AnyError, error_responses
 
 __all__ = ["router"]
@@ -74,7 +74,31 @@ async def rerank_v1(request: Request, body: cohere.CohereV1Request) -> Response:
         body.model or state.model_name,
         outcome.results,
         outcome.input_tokens,
-        body.return_documents,
+        bool(body.return_documents),
+    )
+    return _json(out, _ignored(body))
+
+
+@router.post(
+    "/infinity/rerank",
+    response_model=cohere.InfinityRerankResponse,
+    responses=error_responses("cohere"),
+    tags=["infinity"],
+    summary="Rerank (infinity)",
+)
+async def rerank_infinity(request: Request, body: cohere.CohereV1Request) -> Response:
+    """infinity's rerank, for clients that speak it (infinity_client, LangChain's
+    InfinityRerank, LiteLLM's ``infinity/`` with ``api_base=http://HOST:PORT/infinity``): the
+    request of ``/v1/rerank``, results with the document as a string and ``object: "rerank"``."""
+    outcome = await _cohere_rerank(request, body)
+    state = request.app.state.rankgate
+    out = cohere.infinity_response(
+        request.state.request_id,
+        int(time.time()),
+        body.model or state.model_name,
+        outcome.results,
+        outcome.input_tokens,
+        bool(body.return_documents),
     )
     return _json(out, _ignored(body))
 
@@ -90,7 +114,7 @@ async def rerank_v2(request: Request, body: cohere.CohereV2Request) -> Response:
     """Rank documents for a query; accepts return_documents and a null max_tokens_per_doc."""
     outcome = await _cohere_rerank(request, body)
     out = cohere.v2_response(
-        request.state.request_id, outcome.results, outcome.input_tokens, body.return_documents
+        request.state.request_id, outcome.results, outcome.input_tokens, bool(body.return_documents)
     )
     return _json(out, _ignored(body))
 
@@ -221,6 +245,43 @@ async def models(request: Request) -> Response:
             ]
         )
     )
+
+
+@router.get(
+    "/v1/models/{name:path}",
+    response_model=xinference.ModelDetail,
+    responses=error_responses("any", (401, 404, 503)),
+    tags=["Operations"],
+    summary="One served model (OpenAI's card, with Xinference's model_type)",
+)
+async def model_detail(request: Request, name: str) -> Response:
+    """The model a request's ``model`` field may name; 404 when several models are served and
+    none has this name (with one model, any name is that model, as on the rerank routes)."""
+    state = request.app.state.rankgate
+    served = state.served(name)
+    info = served.reranker.info()
+    return _json(
+        xinference.ModelDetail(
+            id=name,
+            created=int(time.time()),
+            root=info.model,
+            model_name=info.model,
+            max_tokens=info.max_length,
+            context_length=info.max_length,
+        )
+    )
+
+
+@router.get(
+    "/v1/cluster/auth",
+    response_model=xinference.ClusterAuth,
+    tags=["Operations"],
+    summary="Whether an API key is needed (Xinference; open)",
+)
+async def cluster_auth(request: Request) -> Response:
+    """Asked without a key by xinference-client before anything else; ``auth: true`` makes it
+    send its key on every later request."""
+    return _json(xinference.ClusterAuth(auth=bool(request.app.state.rankgate.settings.api_keys)))
 
 
 class Status(BaseModel):

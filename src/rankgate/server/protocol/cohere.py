@@ -1,10 +1,12 @@
 """Cohere v1, Cohere v2 and Jina rerank wire types (``/v1/rerank``, ``/v2/rerank``, ``/rerank``).
 
-Cohere v1, Jina and Voyage share ``/v1/rerank`` and overlap in shape, so one response carries
-every dialect's keys: ``id`` and ``meta`` for Cohere, ``model`` and ``usage`` for Jina (with
-``usage.prompt_tokens``, which the infinity client requires), ``object`` and ``data`` for Voyage
-(whose results name the document as a string). Voyage's ``top_k`` and ``truncation`` are read
-too. Unknown request
+Cohere v1, Jina, Voyage and Xinference share ``/v1/rerank`` and overlap in shape, so one
+response carries every dialect's keys: ``id`` and ``meta`` for Cohere and Xinference, ``model``
+and ``usage`` for Jina (with ``usage.prompt_tokens``), ``data`` for Voyage (whose results name
+the document as a string). Voyage's ``top_k`` and ``truncation`` are read too, and the nulls
+xinference-client sends for options it was not given. No ``object`` key: the infinity client
+refuses any but its own ``"rerank"``, which ``/infinity/rerank`` answers (with the document as
+a string, as infinity does). Unknown request
 fields are accepted and ignored: the Cohere SDKs add fields release after release and Jina clients
 send ``return_embeddings`` and the like, so being strict would break real clients.
 """
@@ -24,7 +26,9 @@ __all__ = [
     "CohereV1Request",
     "CohereV2Request",
     "CohereV2Response",
+    "InfinityRerankResponse",
     "ResultDocument",
+    "infinity_response",
     "v1_response",
     "v2_response",
 ]
@@ -52,7 +56,9 @@ class _Request(BaseModel):
     rank_fields: list[str] | None = Field(
         None, description="For object documents: the fields to score, in order."
     )
-    return_documents: bool = Field(False, description="Include each document in its result.")
+    return_documents: bool | None = Field(
+        False, description="Include each document in its result (null: false)."
+    )
     max_chunks_per_doc: int | None = Field(
         None, ge=1, description="Most windows scored per long document (best window wins)."
     )
@@ -150,13 +156,23 @@ class CohereV2Response(BaseModel):
 
 
 class CohereRerankResponse(CohereV2Response):
-    """Cohere v1, Jina and Voyage in one: Cohere reads ``id`` and ``meta``, Jina ``model`` and
-    ``usage``, Voyage ``object``, ``data``, ``model`` and ``usage``."""
+    """Cohere v1, Jina, Voyage and Xinference in one: Cohere and Xinference read ``id`` and
+    ``meta``, Jina ``model`` and ``usage``, Voyage ``data`` and ``usage``."""
 
     model: str
     usage: Usage
-    object: str = "list"
     data: list[VoyageItem]
+
+
+class InfinityRerankResponse(BaseModel):
+    """infinity's rerank response (``/infinity/rerank``): documents as strings."""
+
+    object: str = "rerank"
+    id: str
+    created: int
+    model: str
+    results: list[VoyageItem]
+    usage: Usage
 
 
 def _document(doc: object) -> ResultDocument:
@@ -201,6 +217,28 @@ def v1_response(
             )
             for r in results
         ],
+    )
+
+
+def infinity_response(
+    request_id: str,
+    created: int,
+    model: str,
+    results: list[RerankResult],
+    tokens: int,
+    with_documents: bool,
+) -> InfinityRerankResponse:
+    return InfinityRerankResponse(
+        id=request_id,
+        created=created,
+        model=model,
+        results=[
+            VoyageItem(
+                index=r.index, relevance_score=r.score, document=r.text if with_documents else None
+            )
+            for r in results
+        ],
+        usage=Usage(total_tokens=tokens, prompt_tokens=tokens),
     )
 
 
