@@ -29,12 +29,16 @@ flag-env: ## Build .venv-flag, FlagEmbedding's reference environment (transforme
 	bash scripts/setup-flag-env.sh
 
 .PHONY: client-env
-client-env: ## Build .venv-clients: cohere, langchain-cohere, llama-index (real-client tests)
+client-env: ## Build .venv-clients, -more, -infinity: the real clients the server tests drive
 	bash scripts/setup-client-env.sh
 
 .PHONY: openapi
 openapi: setup ## Regenerate docs/openapi.json from the server
 	$(BIN)/python -m rankgate.server.openapi > docs/openapi.json
+
+.PHONY: reference
+reference: setup ## Regenerate the server settings tables of README.md and docs/http-api.md
+	$(BIN)/python -c "from pathlib import Path; from rankgate.cli.options import update_references; update_references(Path('.'))"
 
 .PHONY: system
 system: ## Install Debian packages the tests need (chromium, chromedriver, iproute2, CJK fonts)
@@ -72,7 +76,7 @@ bench: setup flag-env st-onnx-env ## Library benchmark: rankgate (torch/ONNX/int
 
 .PHONY: bench-llm
 bench-llm: setup flag-env ## LLM rerankers: rankgate vs CrossEncoder vs FlagLLMReranker (Qwen3-Reranker-0.6B shapes)
-	$(BIN)/python benchmarks/bench_llm.py --docs 10 50
+	$(BIN)/rankgate bench --llm --docs 10,50
 
 .PHONY: bench-server
 bench-server: setup infinity-env ## HTTP load benchmark: rankgate serve vs infinity-emb

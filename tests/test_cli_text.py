@@ -411,3 +411,20 @@ def test_no_user_facing_text_points_at_a_design_document() -> None:
 def test_the_pattern_keeps_a_random_seed_parameter() -> None:
     assert not INTERNAL.search("seed: int = 0, a seeded shuffle, torch.manual_seed(seed)")
     assert INTERNAL.search("seed 4.2 (test2.py)") and INTERNAL.search("the seed's section 5.2")
+
+
+def test_serve_on_a_port_in_use_exits_5_before_loading_the_model(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        missing = tmp_path / "no-such-model"  # loading it would exit 3: the port comes first
+        args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(missing)]
+        result = CliRunner().invoke(app, args)
+    finally:
+        taken.close()
+    assert result.exit_code == 5, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output

@@ -24,16 +24,25 @@ class RerankerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RANKGATE_", extra="forbid", frozen=True)
 
     model: str = Field(
-        DEFAULT_MODEL, description="Hub id or local directory of a cross-encoder reranker."
+        DEFAULT_MODEL,
+        description="Hub id or local directory of a reranker (a cross-encoder or an LLM reranker).",
+        json_schema_extra={"flags": ["--model", "-m"]},
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     cache_dir: Path | None = Field(
-        None, description="Hugging Face cache directory (default: HF_HOME's hub cache)."
+        None,
+        description="Hugging Face cache directory.",
+        json_schema_extra={"default_text": "$HF_HOME/hub"},
     )
     offline: bool = Field(
-        False, description="Never contact the hub; load only from a directory or the cache."
+        False,
+        description="Never contact the hub (HF_HUB_OFFLINE=1 also works); load only from a "
+        "directory or the cache.",
+        json_schema_extra={"flags": ["--offline/--online"]},
     )
-    backend: Literal["torch", "onnx"] = Field("torch", description="Inference backend.")
+    backend: Literal["torch", "onnx"] = Field(
+        "torch", description="Inference backend: torch, or onnx (a directory rankgate export made)."
+    )
     recipe: str = Field(
         "auto",
         description="Decoder (LLM) rerankers: the prompt and label tokens. auto: recognised "
@@ -42,20 +51,25 @@ class RerankerSettings(BaseSettings):
     )
     onnx_file: str | None = Field(
         None,
-        description="For backend=onnx: the ONNX file in the model directory, e.g. "
-        "model_int8.onnx (None: model.onnx, then onnx/model.onnx).",
+        description="With the onnx backend: the ONNX file in the model directory, e.g. "
+        "model_int8.onnx.",
+        json_schema_extra={"default_text": "model.onnx, then onnx/model.onnx"},
     )
     device: str = Field(
         "auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
     )
-    dtype: DType = Field("auto", description="auto: float16 on CUDA, float32 elsewhere.")
+    dtype: DType = Field(
+        "auto",
+        description="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16.",
+    )
     max_length: int | None = Field(
         None,
         ge=32,
         description="Tokens per pair (query + document + special tokens); the query keeps at most "
-        "3/4. None: 1024, or the model's limit if that is smaller. Decoder rerankers follow "
-        "their reference: qwen3 the whole prompt (default 8192), bge-gemma the passage (512; "
-        "the prompt comes on top), mxbai-v2 query and document (8192).",
+        "3/4. Decoder rerankers follow their reference: qwen3 the whole prompt (8192), "
+        "bge-gemma the passage (512; the prompt comes on top), mxbai-v2 query and document "
+        "(8192).",
+        json_schema_extra={"default_text": "1024, or the model's limit if smaller"},
     )
     long_documents: LongDocumentPolicy = Field(
         "chunk",
@@ -67,21 +81,28 @@ class RerankerSettings(BaseSettings):
         description="Tokens shared by consecutive windows of a long document (at most half one).",
     )
     max_chunks: int | None = Field(
-        None, ge=1, description="Most windows scored per document (None: as many as needed)."
+        None,
+        ge=1,
+        description="Most windows scored per long document.",
+        json_schema_extra={"default_text": "no limit"},
     )
     batch_tokens: int | None = Field(
         None,
         ge=1,
-        description="Tokens computed per forward pass, padding included (None: 16384 on CUDA, "
-        "4096 elsewhere).",
+        description="Tokens computed per forward pass, padding included (a prefix several "
+        "pairs share counted once).",
+        json_schema_extra={"default_text": "16384 on CUDA, 4096 elsewhere"},
     )
     max_batch_size: int = Field(128, ge=1, description="Most pairs per forward pass.")
     batch_overhead_tokens: int | None = Field(
         None,
         ge=0,
         description="What one more forward pass costs, in padded tokens: the batch planner "
-        "trades padding against passes (None: from the model's size on CPU, 64 for "
-        "bge-reranker-v2-m3; 2048 on accelerators).",
+        "trades padding against passes.",
+        json_schema_extra={
+            "default_text": "from the model's size on CPU (64 for bge-reranker-v2-m3), 2048 on "
+            "accelerators"
+        },
     )
     reuse_memory: bool = Field(
         True,
@@ -89,7 +110,10 @@ class RerankerSettings(BaseSettings):
         "than paying page faults again on every forward pass; the process keeps its peak memory.",
     )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads for inference (None: one per physical core)."
+        None,
+        ge=1,
+        description="CPU threads for inference.",
+        json_schema_extra={"default_text": "one per CPU this process may use"},
     )
     prefix_cache: bool = Field(
         True,
@@ -102,7 +126,8 @@ class RerankerSettings(BaseSettings):
         description="torch backend, BERT-family and decoder (LLM) rerankers: run forward passes "
         "on real tokens only (pairs concatenated, attention per pair; encoders: the last layer "
         "on the first token; decoders: a shared prefix once), checked against the stock forward "
-        "when the model loads. None: on CPU; off on CUDA, where it is not yet measured.",
+        "when the model loads; off on CUDA unless asked for (not yet measured there).",
+        json_schema_extra={"flags": ["--packed/--padded"], "default_text": "on CPU"},
     )
 
 

@@ -26,6 +26,7 @@ of HTTP; the server maps it to status codes in one table (``rankgate.server.erro
 from __future__ import annotations
 
 __all__ = [
+    "AddressInUseError",
     "BackendError",
     "ConfigError",
     "DeviceOutOfMemoryError",
@@ -65,6 +66,10 @@ class MissingDependencyError(ConfigError):
             f"{purpose} needs the '{package}' package, which is not installed. "
             f"Install it with: pip install 'rankgate[{extra}]'"
         )
+
+
+class AddressInUseError(RankgateError):
+    """The server cannot listen on its host and port (in use, not permitted, no such address)."""
 
 
 class ModelLoadError(RankgateError):

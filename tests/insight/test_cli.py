@@ -81,11 +81,23 @@ def test_health_from_a_request_log(tmp_path: Path) -> None:
     lines = [{"ts": 1000 + i, "scores": [0.9, 0.5, 0.05]} for i in range(30)]
     log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     chart = tmp_path / "health.png"
-    out = invoke("health", "--log", str(log), "--chart", str(chart))
+    result = runner.invoke(app, ["health", "--log", str(log), "--chart", str(chart)])
+    out = result.output
     assert "over the last 30 reranks" in out
     assert "0.0%" in out and "0.400" in out and "33.3%" in out  # rate, gap, low share
     assert "rerank 20: displacement crossed" in out  # min_requests is 20 by default
+    assert result.exit_code == 1  # an alert: a check or a cron job sees it
     assert chart.read_bytes().startswith(PNG)
+
+
+def test_health_exits_0_when_every_metric_is_healthy(tmp_path: Path) -> None:
+    log = tmp_path / "ranking.jsonl"
+    # a third of the reranks change the top document; the best stands clear of the second
+    scores = ([0.4, 0.95, 0.3], [0.95, 0.4, 0.3], [0.95, 0.3, 0.4])
+    lines = [{"ts": 1000 + i, "scores": scores[i % 3]} for i in range(30)]
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = invoke("health", "--log", str(log), "--no-chart")  # asserts exit 0
+    assert "crossed" not in out
 
 
 def test_health_needs_one_source() -> None:

@@ -21,18 +21,22 @@ from rankgate.testing import SAMPLE_TEXT
 
 from .conftest import ROOT, LiveServer
 
+CLIENTS = Path(__file__).parent / "clients"
 CLIENT_PY = ROOT / ".venv-clients" / "bin" / "python"
-SCRIPT = Path(__file__).parent / "clients" / "run_clients.py"
+SCRIPT = CLIENTS / "run_clients.py"
+MORE_PY = ROOT / ".venv-clients-more" / "bin" / "python"
+INFINITY_PY = ROOT / ".venv-clients-infinity" / "bin" / "python"
 QUERY = "How do I reset the router password?"
 DOCS = SAMPLE_TEXT[:8]
 TOP_N = 4
 KEY = "test-key"
 
 
-def client_python() -> Path:
-    if CLIENT_PY.exists():
-        return CLIENT_PY
-    message = "client environment missing: run scripts/setup-client-env.sh"
+def client_python(python: Path = CLIENT_PY) -> Path:
+    if python.exists():
+        return python
+    env = python.parents[1].name
+    message = f"client environment {env} missing: run scripts/setup-client-env.sh"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -43,8 +47,10 @@ def assert_ranking(got: list[list[float]], want: list[tuple[int, float]], name: 
     assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-4, abs=1e-6), name
 
 
-def run_clients(server: LiveServer, **spec: object) -> dict[str, list[list[float]]]:
-    python = client_python()
+def run_clients(
+    server: LiveServer, script: Path = SCRIPT, python: Path = CLIENT_PY, **spec: object
+) -> dict[str, list[list[float]]]:
+    python = client_python(python)
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -52,7 +58,7 @@ def run_clients(server: LiveServer, **spec: object) -> dict[str, list[list[float
         "CO_API_URL": server.url,
     }
     done = subprocess.run(
-        [str(python), str(SCRIPT), server.url, KEY],
+        [str(python), str(script), server.url, KEY],
         input=json.dumps({"query": QUERY, "documents": DOCS, "top_n": TOP_N, **spec}),
         capture_output=True,
         text=True,
@@ -80,6 +86,80 @@ def test_real_clients_get_the_library_ranking(
     assert set(got) == expected_clients
     for name, ranking in got.items():
         assert_ranking(ranking, want, name)
+
+
+# Clients that ask for every document (rerankers sends top_n = len(documents)), or whose server
+# side ignores top_n (TEI: LiteLLM's huggingface/ sends it, text-embeddings-inference ignores it).
+EVERY_DOCUMENT = {"rerankers_cohere", "rerankers_jina", "rerankers_voyage", "rerankers_tei"}
+TOP_N_IGNORED = {"litellm_huggingface"}
+
+
+def test_more_real_clients_get_the_library_ranking(
+    model_server: LiveServer, tiny_library: Reranker
+) -> None:
+    got = run_clients(model_server, CLIENTS / "run_more_clients.py", MORE_PY)
+    got.update(run_clients(model_server, CLIENTS / "run_infinity_client.py", INFINITY_PY))
+    ranking = [(r.index, r.score) for r in tiny_library.rerank(QUERY, DOCS)]
+    expected_clients = {
+        "voyageai",
+        "xinference_client",
+        "dify_xinference",
+        *(f"litellm_{p}" for p in ("cohere", "jina_ai", "infinity", "hosted_vllm")),
+        "litellm_huggingface",
+        "litellm_voyage",
+        *EVERY_DOCUMENT,
+        *(f"haystack_{r}" for r in ("cohere", "jina", "tei", "vllm")),
+        "infinity_client",
+    }
+    assert set(got) == expected_clients
+    for name, returned in got.items():
+        if name in EVERY_DOCUMENT:
+            assert len(returned) == len(DOCS), name
+        elif name in TOP_N_IGNORED:
+            assert len(returned) >= TOP_N, name
+        else:
+            assert len(returned) == TOP_N, name
+        assert_ranking(returned, ranking[: len(returned)], name)
+
+
+def test_open_webui_and_ragflow_requests(model_server: LiveServer, tiny_library: Reranker) -> None:
+    """Request replicas, built from the clients' source:
+
+    - Open WebUI's ExternalReranker (open-webui/open-webui @ ab233f82c11b,
+      backend/open_webui/retrieval/models/external.py): the full endpoint URL, top_n = every
+      document, scores matched to documents by sorting results on index;
+    - RAGFlow (infiniflow/ragflow @ b1b8cd623520, rag/llm/rerank_model.py): OpenAI_APIRerank
+      (base + "/rerank"), XInferenceRerank ("/v1/rerank", booleans sent as strings), JinaRerank
+      (the endpoint verbatim) and LocalAIRerank (urljoin(base, "/rerank"), root-relative).
+    """
+    scores = {r.index: r.score for r in tiny_library.rerank(QUERY, DOCS)}
+    every = [scores[i] for i in range(len(DOCS))]
+    auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    plain = {"model": "reranker", "query": QUERY, "documents": DOCS, "top_n": len(DOCS)}
+    cases = {
+        "open_webui": ("/v1/rerank", plain),
+        "ragflow_openai_api": ("/v1/rerank", {**plain, "model": "bge___OpenAI-API"}),
+        "ragflow_xinference": (
+            "/v1/rerank",
+            {
+                "model": "bge-reranker",
+                "query": QUERY,
+                "return_documents": "true",
+                "return_len": "true",
+                "documents": DOCS,
+            },
+        ),
+        "ragflow_jina": ("/v1/rerank", plain),
+        "ragflow_localai": ("/rerank", plain),
+    }
+    with httpx.Client(base_url=model_server.url, headers=auth) as c:
+        for name, (path, body) in cases.items():
+            r = c.post(path, content=json.dumps(body))
+            r.raise_for_status()
+            results = sorted(r.json()["results"], key=lambda x: x["index"])
+            assert [x["index"] for x in results] == list(range(len(DOCS))), name
+            got = [x["relevance_score"] for x in results]
+            assert got == pytest.approx(every, rel=1e-4, abs=1e-6), name
 
 
 def test_tei_request_with_httpx(model_server: LiveServer, tiny_library: Reranker) -> None:

@@ -7,20 +7,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from rankgate.cli.options import setting_option
+from rankgate.config import RerankerSettings
 from rankgate.errors import (
+    AddressInUseError,
     BackendError,
     ConfigError,
     InputError,
     ModelLoadError,
     RankgateError,
 )
-from rankgate.types import DEFAULT_MODEL
 
 err_console = Console(stderr=True)
 
@@ -29,142 +31,43 @@ EXIT_CODES: list[tuple[type[RankgateError], int]] = [
     (ConfigError, 2),
     (ModelLoadError, 3),
     (BackendError, 4),
+    (AddressInUseError, 5),
     (RankgateError, 1),
 ]
 EXIT_HELP = (
-    "Exit codes: 0 ok, 1 other error, 2 bad input or settings, 3 model not loadable, "
-    "4 model failure."
+    "Exit codes: 0 ok, 1 other error (rankgate health: an alert), 2 bad input or settings, "
+    "3 model not loadable, 4 model failure, 5 cannot listen on the host and port."
 )
 
 _PANEL = "Model options"
 
-Model = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        envvar="RANKGATE_MODEL",
-        rich_help_panel=_PANEL,
-        help=f"Hub id or local directory. Default: {DEFAULT_MODEL}.",
-        show_default=False,
-    ),
-]
-Backend = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_BACKEND",
-        rich_help_panel=_PANEL,
-        help="torch or onnx. Default: torch.",
-        show_default=False,
-    ),
-]
-OnnxFile = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_ONNX_FILE",
-        rich_help_panel=_PANEL,
-        help="With --backend onnx: the ONNX file to load, e.g. model_int8.onnx. "
-        "Default: model.onnx.",
-        show_default=False,
-    ),
-]
-Device = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_DEVICE",
-        rich_help_panel=_PANEL,
-        help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps. Default: auto.",
-        show_default=False,
-    ),
-]
-Recipe = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_RECIPE",
-        rich_help_panel=_PANEL,
-        help="Decoder (LLM) rerankers: qwen3, bge-gemma, mxbai-v2, or a JSON recipe file. "
-        "Default: auto, recognised from the checkpoint.",
-        show_default=False,
-    ),
-]
-DType = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_DTYPE",
-        rich_help_panel=_PANEL,
-        help="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16. "
-        "Default: auto.",
-        show_default=False,
-    ),
-]
-MaxLength = Annotated[
-    int | None,
-    typer.Option(
-        envvar="RANKGATE_MAX_LENGTH",
-        rich_help_panel=_PANEL,
-        help="Tokens per pair; the query keeps at most 3/4. Default: 1024, or the model's "
-        "limit if smaller; decoder rerankers follow their reference (qwen3 8192, bge-gemma "
-        "512 for the passage, mxbai-v2 8192).",
-        show_default=False,
-    ),
-]
-LongDocs = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_LONG_DOCUMENTS",
-        rich_help_panel=_PANEL,
-        help="chunk (score overlapping windows, keep the best), truncate, or reject (error). "
-        "Default: chunk.",
-        show_default=False,
-    ),
-]
-MaxChunks = Annotated[
-    int | None,
-    typer.Option(
-        envvar="RANKGATE_MAX_CHUNKS",
-        rich_help_panel=_PANEL,
-        help="Most windows per long document. Default: no limit.",
-        show_default=False,
-    ),
-]
-BatchTokens = Annotated[
-    int | None,
-    typer.Option(
-        envvar="RANKGATE_BATCH_TOKENS",
-        rich_help_panel=_PANEL,
-        help="Tokens computed per forward pass, padding included. Default: 16384 on CUDA, "
-        "4096 otherwise.",
-        show_default=False,
-    ),
-]
-Threads = Annotated[
-    int | None,
-    typer.Option(
-        envvar="RANKGATE_THREADS",
-        rich_help_panel=_PANEL,
-        help="CPU inference threads. Default: one per CPU this process may use.",
-        show_default=False,
-    ),
-]
-Offline = Annotated[
-    bool | None,
-    typer.Option(
-        "--offline/--online",
-        envvar="RANKGATE_OFFLINE",
-        rich_help_panel=_PANEL,
-        help="Never contact the hub (also HF_HUB_OFFLINE=1). Default: online.",
-        show_default=False,
-    ),
-]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="RANKGATE_CACHE_DIR",
-        rich_help_panel=_PANEL,
-        help="Hugging Face cache directory. Default: $HF_HOME/hub.",
-        show_default=False,
-    ),
-]
+
+def _model(name: str) -> Any:
+    return setting_option(RerankerSettings, name, panel=_PANEL)
+
+
+# Each model option is derived from its RerankerSettings field (type, default, help, environment
+# variable), declared once there (rankgate.cli.options).
+Model = Annotated[str | None, _model("model")]
+Revision = Annotated[str | None, _model("revision")]
+Backend = Annotated[str | None, _model("backend")]
+OnnxFile = Annotated[str | None, _model("onnx_file")]
+Device = Annotated[str | None, _model("device")]
+Recipe = Annotated[str | None, _model("recipe")]
+DType = Annotated[str | None, _model("dtype")]
+MaxLength = Annotated[int | None, _model("max_length")]
+LongDocs = Annotated[str | None, _model("long_documents")]
+ChunkOverlap = Annotated[int | None, _model("chunk_overlap")]
+MaxChunks = Annotated[int | None, _model("max_chunks")]
+BatchTokens = Annotated[int | None, _model("batch_tokens")]
+MaxBatchSize = Annotated[int | None, _model("max_batch_size")]
+BatchOverhead = Annotated[int | None, _model("batch_overhead_tokens")]
+Threads = Annotated[int | None, _model("threads")]
+ReuseMemory = Annotated[bool | None, _model("reuse_memory")]
+PrefixCache = Annotated[bool | None, _model("prefix_cache")]
+Packed = Annotated[bool | None, _model("packed")]
+Offline = Annotated[bool | None, _model("offline")]
+CacheDir = Annotated[Path | None, _model("cache_dir")]
 
 
 def literal(value: object, style: str = "") -> Text:

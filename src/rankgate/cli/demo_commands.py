@@ -305,7 +305,8 @@ def health(
     ] = None,
 ) -> None:
     """Report ranking health (top-1 displacement, top-1/top-2 gap, low-score share) from a
-    request log or a running server, with a chart over time. Thresholds: RANKGATE_HEALTH_*."""
+    request log or a running server, with a chart over time. Thresholds: RANKGATE_HEALTH_*.
+    Exits 1 when any metric is alerting, 0 when all are healthy."""
     with common.exits_on_error():
         if (log is None) == (url is None):
             raise InputError("give exactly one of --log FILE or --url URL")
@@ -337,3 +338,5 @@ def health(
                 chart or Path("rankgate-health.png"),
             )
             console.print(literal(f"chart: {path}"))
+        if any(snap.alerts.values()):
+            raise typer.Exit(1)  # an alert: non-zero, so that a check or a cron job sees it

@@ -13,6 +13,7 @@ __all__ = ["MODEL_OPTIONS", "load_reranker", "model_settings"]
 # The model options of cli.common, by parameter name. A command declares the ones it offers.
 MODEL_OPTIONS = (
     "model",
+    "revision",
     "backend",
     "recipe",
     "onnx_file",
@@ -20,9 +21,15 @@ MODEL_OPTIONS = (
     "dtype",
     "max_length",
     "long_documents",
+    "chunk_overlap",
     "max_chunks",
     "batch_tokens",
+    "max_batch_size",
+    "batch_overhead_tokens",
     "threads",
+    "reuse_memory",
+    "prefix_cache",
+    "packed",
     "offline",
     "cache_dir",
 )

@@ -3,156 +3,51 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rankgate.cli import common
 from rankgate.cli import ray_commands as rc
 from rankgate.cli.loading import model_settings
+from rankgate.cli.options import setting_option
 from rankgate.config import RerankerSettings
 from rankgate.errors import ConfigError
+from rankgate.server.settings import ServerSettings
 from rankgate.types import DEFAULT_MODEL
 
 _PANEL = "Server options"
 
 
-def _opt(env: str, help: str, *names: str) -> typer.models.OptionInfo:
-    return typer.Option(
-        *names, envvar=f"RANKGATE_{env}", rich_help_panel=_PANEL, help=help, show_default=False
-    )
+# Each option is derived from its ServerSettings field (type, default, help, environment variable):
+# declared once, there (rankgate.cli.options).
 
 
-Host = Annotated[
-    str | None,
-    _opt("HOST", "Address to listen on; 0.0.0.0 for other machines. Default: 127.0.0.1."),
-]
-Port = Annotated[int | None, _opt("PORT", "TCP port. Default: 8080.", "--port", "-p")]
-ApiKeys = Annotated[
-    str | None,
-    _opt(
-        "API_KEYS",
-        "Comma-separated bearer API keys; once set, every route except /health, /ready "
-        "and /metrics needs one. Default: none, no authentication.",
-    ),
-]
-PublicPlayground = Annotated[
-    bool | None,
-    _opt(
-        "PUBLIC_PLAYGROUND",
-        "Serve the playground page at / without an API key (its API calls still need one). "
-        "Default: off.",
-        "--public-playground/--private-playground",
-    ),
-]
-ServedName = Annotated[
-    str | None,
-    _opt("SERVED_MODEL_NAME", "Model name in responses and /info. Default: the model's id."),
-]
-MaxDocuments = Annotated[
-    int | None,
-    _opt(
-        "MAX_DOCUMENTS",
-        "Most documents (or vLLM pairs) per request; more gives 413. Default: 1000.",
-    ),
-]
-MaxPayload = Annotated[
-    int | None,
-    _opt("MAX_PAYLOAD_BYTES", "Largest request body in bytes; larger gives 413. Default: 2000000."),
-]
-MaxRequestTokens = Annotated[
-    int | None,
-    _opt(
-        "MAX_REQUEST_TOKENS",
-        "Most model tokens per request after chunking; more gives 422. Default: 262144.",
-    ),
-]
-MaxQueueTokens = Annotated[
-    int | None,
-    _opt(
-        "MAX_QUEUE_TOKENS",
-        "Tokens allowed to wait for the model; beyond it 429 with Retry-After. Default: 1048576.",
-    ),
-]
-BatchWait = Annotated[
-    float | None,
-    _opt(
-        "BATCH_WAIT_MS", "Milliseconds an idle model waits to batch requests together. Default: 3."
-    ),
-]
-MaxBatchTokens = Annotated[
-    int | None,
-    _opt(
-        "MAX_BATCH_TOKENS",
-        "Tokens gathered from the queue per model step. Default: --batch-tokens (one pass).",
-    ),
-]
-Timeout = Annotated[
-    float | None,
-    _opt(
-        "REQUEST_TIMEOUT_S",
-        "Seconds a request may take; then 504 and its work stops. Default: 60.",
-    ),
-]
-LowShare = Annotated[
-    float | None,
-    _opt(
-        "LOW_PRIORITY_QUEUE_SHARE",
-        "Share of --max-queue-tokens explanations and search may hold (then 429); rerank "
-        "requests are served first. Default: 0.25.",
-    ),
-]
-MaxPendingSearches = Annotated[
-    int | None,
-    _opt(
-        "MAX_PENDING_SEARCHES",
-        "Searches in their first stage (embedding, retrieval) at once; more get 429. Default: 8.",
-    ),
-]
-KeepAlive = Annotated[
-    float | None,
-    _opt(
-        "KEEP_ALIVE_S",
-        "Seconds an idle kept-alive connection stays open (above client pools' 60 s). Default: 75.",
-    ),
-]
-BodyTimeout = Annotated[
-    float | None,
-    _opt(
-        "BODY_TIMEOUT_S",
-        "Seconds a client has to send the whole body; slower uploads get 408. Default: 30.",
-    ),
-]
-LivenessStall = Annotated[
-    float | None,
-    _opt(
-        "LIVENESS_STALL_S",
-        "/health turns 503 when the busy model thread finished no forward pass for this "
-        "long. Default: 120.",
-    ),
-]
-AutoTruncate = Annotated[
-    bool | None,
-    _opt(
-        "AUTO_TRUNCATE",
-        "Truncate or chunk over-long input (a TEI request's truncate=false opts "
-        "out and gets 422). Default: on.",
-        "--auto-truncate/--no-auto-truncate",
-    ),
-]
-TokenizerWorkers = Annotated[
-    int | None,
-    _opt("TOKENIZER_WORKERS", "Threads tokenizing requests while the model runs. Default: 2."),
-]
-Grace = Annotated[
-    float | None,
-    _opt(
-        "SHUTDOWN_GRACE_S",
-        "On SIGTERM, seconds until the process exits: /ready and new requests get 503, "
-        "in-flight requests finish or get 503 at the deadline. Default: 30.",
-    ),
-]
-LogLevel = Annotated[str | None, _opt("LOG_LEVEL", "debug, info, warning or error. Default: info.")]
+def _server(name: str) -> Any:
+    return setting_option(ServerSettings, name, panel=_PANEL)
+
+
+Host = Annotated[str | None, _server("host")]
+Port = Annotated[int | None, _server("port")]
+ApiKeys = Annotated[str | None, _server("api_keys")]
+PublicPlayground = Annotated[bool | None, _server("public_playground")]
+ServedName = Annotated[str | None, _server("served_model_name")]
+MaxDocuments = Annotated[int | None, _server("max_documents")]
+MaxPayload = Annotated[int | None, _server("max_payload_bytes")]
+MaxRequestTokens = Annotated[int | None, _server("max_request_tokens")]
+MaxQueueTokens = Annotated[int | None, _server("max_queue_tokens")]
+BatchWait = Annotated[float | None, _server("batch_wait_ms")]
+MaxBatchTokens = Annotated[int | None, _server("max_batch_tokens")]
+Timeout = Annotated[float | None, _server("request_timeout_s")]
+LowShare = Annotated[float | None, _server("low_priority_queue_share")]
+MaxPendingSearches = Annotated[int | None, _server("max_pending_searches")]
+KeepAlive = Annotated[float | None, _server("keep_alive_s")]
+BodyTimeout = Annotated[float | None, _server("body_timeout_s")]
+LivenessStall = Annotated[float | None, _server("liveness_stall_s")]
+AutoTruncate = Annotated[bool | None, _server("auto_truncate")]
+TokenizerWorkers = Annotated[int | None, _server("tokenizer_workers")]
+Grace = Annotated[float | None, _server("shutdown_grace_s")]
+LogLevel = Annotated[str | None, _server("log_level")]
 
 
 def serve(
@@ -190,6 +85,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    revision: common.Revision = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
     onnx_file: common.OnnxFile = None,
@@ -197,9 +93,15 @@ def serve(
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
     long_documents: common.LongDocs = None,
+    chunk_overlap: common.ChunkOverlap = None,
     max_chunks: common.MaxChunks = None,
     batch_tokens: common.BatchTokens = None,
+    max_batch_size: common.MaxBatchSize = None,
+    batch_overhead_tokens: common.BatchOverhead = None,
     threads: common.Threads = None,
+    reuse_memory: common.ReuseMemory = None,
+    prefix_cache: common.PrefixCache = None,
+    packed: common.Packed = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
     ray: Annotated[
@@ -228,6 +130,7 @@ def serve(
     """
     try:
         from rankgate.server import build_server_settings, create_app
+        from rankgate.server.runner import listen
         from rankgate.server.runner import serve as run_server
     except ImportError as exc:
         from rankgate.errors import MissingDependencyError
@@ -279,12 +182,14 @@ def serve(
             return
         common.quiet_libraries()
         logging.getLogger("rankgate").setLevel(settings.log_level.upper())
-        # Load before listening, so a bad model fails here with its exit code, not in uvicorn.
+        # The port first (a port in use fails at once, exit 5), then the model (a bad model
+        # fails here with its exit code, not in uvicorn), then requests are served.
+        sock = listen(settings.host, settings.port)
         from rankgate.engine import Reranker
 
         rerankers = {name: Reranker(settings=ms) for name, ms in served.items()}
         app = create_app(settings, rerankers)
-    run_server(app)
+    run_server(app, sock)
 
 
 def served_models(

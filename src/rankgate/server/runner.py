@@ -19,9 +19,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from rankgate.errors import AddressInUseError
 from rankgate.server.state import ServerState
 
-__all__ = ["DrainingServer", "serve", "uvicorn_config"]
+__all__ = ["DrainingServer", "listen", "serve", "uvicorn_config"]
 
 log = logging.getLogger("rankgate.server")
 
@@ -81,6 +82,35 @@ def uvicorn_config(app: FastAPI, **overrides: Any) -> uvicorn.Config:
     return uvicorn.Config(app, **options)
 
 
-def serve(app: FastAPI) -> None:
-    """Serve ``app`` (from :func:`~rankgate.server.app.create_app`) until drained."""
-    DrainingServer(uvicorn_config(app), app.state.rankgate).run()
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port``, taken before the model loads so that a port in use
+    fails in a second, not after minutes of loading; uvicorn serves on it.
+
+    Raises:
+        AddressInUseError: the address is in use, not permitted or does not exist here.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise AddressInUseError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        raise AddressInUseError(
+            f"cannot listen on {host}:{port}: {why} (is another server running there? choose "
+            "another --port)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: FastAPI, sock: socket.socket | None = None) -> None:
+    """Serve ``app`` (from :func:`~rankgate.server.app.create_app`) until drained, on ``sock``
+    when given (see :func:`listen`), else on the settings' host and port."""
+    DrainingServer(uvicorn_config(app), app.state.rankgate).run(sockets=[sock] if sock else None)

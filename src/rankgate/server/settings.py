@@ -26,19 +26,29 @@ class ServerSettings(BaseSettings):
     host: str = Field(
         "127.0.0.1", description="Address to listen on; 0.0.0.0 to accept other machines."
     )
-    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
+    port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="TCP port to listen on.",
+        json_schema_extra={"flags": ["--port", "-p"]},
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Bearer API keys, comma-separated. Once set, every route except /health, "
-        "/ready and /metrics needs 'Authorization: Bearer KEY'. Empty: no authentication.",
+        "/ready, /metrics and /v1/cluster/auth needs 'Authorization: Bearer KEY'; none: no "
+        "authentication.",
     )
     public_playground: bool = Field(
         False,
         description="Serve the playground page (/ and its assets, no data) without an API key; "
         "the page's API calls still need one.",
+        json_schema_extra={"flags": ["--public-playground/--private-playground"]},
     )
     served_model_name: str | None = Field(
-        None, description="Model name shown in responses and /info. Default: the model's id."
+        None,
+        description="Model name shown in responses and /info.",
+        json_schema_extra={"default_text": "the model's id"},
     )
     max_documents: int = Field(
         1000, ge=1, description="Most documents (or vLLM pairs) per request; more gives 413."
@@ -67,7 +77,8 @@ class ServerSettings(BaseSettings):
         None,
         ge=1,
         description="Tokens gathered from the queue for one model step (the model then splits "
-        "them into forward passes of --batch-tokens). Default: --batch-tokens (one pass).",
+        "them into forward passes of --batch-tokens).",
+        json_schema_extra={"default_text": "--batch-tokens (one pass)"},
     )
     request_timeout_s: float = Field(
         60.0,
@@ -122,7 +133,7 @@ class ServerSettings(BaseSettings):
         "and the process exits within this many seconds of the signal.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Server log level."
+        "info", description="Server log level: debug, info, warning or error."
     )
 
     @field_validator("api_keys", mode="before")

@@ -1,0 +1,154 @@
+"""Command-line options derived from the settings classes: every setting is declared once.
+
+A setting's type, default, description and environment variable live on its pydantic field
+(``ServerSettings``, ...); :func:`setting_option` builds the typer option from it, and
+:func:`settings_table` the row of the configuration reference in the docs, so that the help,
+the environment variable and the docs cannot drift apart (tests/test_cli_text.py compares the
+committed tables with what this module generates). A field may carry, in
+``json_schema_extra``:
+
+- ``flags``: the option's names when they are not ``--field-name`` (``["--port", "-p"]``, or
+  ``["--public-playground/--private-playground"]`` for a switch);
+- ``default_text``: the default in words when the value alone does not say it ("the model's id").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+__all__ = [
+    "REFERENCE_DOCS",
+    "env_var",
+    "flags",
+    "setting_default",
+    "setting_option",
+    "settings_table",
+    "update_references",
+    "with_reference",
+]
+
+
+def _field(model: type[BaseModel], name: str) -> FieldInfo:
+    try:
+        return model.model_fields[name]
+    except KeyError:
+        raise KeyError(f"{model.__name__} has no setting {name!r}") from None
+
+
+def _extra(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def env_var(model: type[BaseModel], name: str) -> str:
+    """The environment variable of a setting: the class's ``env_prefix`` and the field name."""
+    _field(model, name)
+    prefix = str(model.model_config.get("env_prefix", ""))
+    return f"{prefix}{name}".upper()
+
+
+def flags(model: type[BaseModel], name: str) -> list[str]:
+    """The option's names: ``json_schema_extra["flags"]``, else ``--name`` (``--name/--no-name``
+    for a boolean)."""
+    info = _field(model, name)
+    given = _extra(info).get("flags")
+    if given:
+        return [str(f) for f in given]
+    dashed = name.replace("_", "-")
+    if info.annotation is bool:
+        return [f"--{dashed}/--no-{dashed}"]
+    return [f"--{dashed}"]
+
+
+def setting_default(model: type[BaseModel], name: str) -> str:
+    """The default as the help and the docs show it."""
+    info = _field(model, name)
+    text = _extra(info).get("default_text")
+    if text:
+        return str(text)
+    value = info.default
+    if value is PydanticUndefined and info.default_factory is not None:
+        value = info.default_factory()  # type: ignore[call-arg]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == [] or value == "":
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def setting_option(model: type[BaseModel], name: str, *, panel: str | None = None) -> Any:
+    """The typer option of a setting: its names, environment variable, and help (the field's
+    description and its default). The option's value is None when not given, so that the
+    environment and the default stay the settings class's."""
+    info = _field(model, name)
+    help_text = f"{info.description or ''} Default: {setting_default(model, name)}.".strip()
+    return typer.Option(
+        *flags(model, name),
+        envvar=env_var(model, name),
+        rich_help_panel=panel,
+        help=help_text,
+        show_default=False,
+    )
+
+
+def settings_table(model: type[BaseModel], names: Iterable[str] | None = None) -> str:
+    """Markdown rows ``| flags | environment variable | default | meaning |`` for ``names``
+    (default: every field, in declaration order), with the header."""
+    rows = [
+        "| flag | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name in names or model.model_fields:
+        info = _field(model, name)
+        shown = ", ".join(f"`{f.replace('/', ' / ')}`" for f in flags(model, name))
+        meaning = (info.description or "").replace("|", "\\|")
+        rows.append(
+            f"| {shown} | `{env_var(model, name)}` | {setting_default(model, name)} | {meaning} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _marker(name: str) -> tuple[str, str]:
+    return (
+        f"<!-- generated from {name} by `make reference`; do not edit -->",
+        f"<!-- end of generated {name} -->",
+    )
+
+
+def _settings_classes() -> dict[str, type[BaseModel]]:
+    from rankgate.config import RerankerSettings
+    from rankgate.server.settings import ServerSettings
+
+    return {"ServerSettings": ServerSettings, "RerankerSettings": RerankerSettings}
+
+
+def with_reference(text: str) -> str:
+    """``text`` with every generated settings block (between the markers of a settings class)
+    replaced by that class's :func:`settings_table`."""
+    for name, model in _settings_classes().items():
+        begin, end = _marker(name)
+        block = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
+        replacement = f"{begin}\n{settings_table(model)}{end}"
+        text = block.sub(lambda _, new=replacement: new, text)  # type: ignore[misc]
+    return text
+
+
+REFERENCE_DOCS = ("README.md", "docs/http-api.md")
+"""The documents that hold generated settings tables, relative to the repository."""
+
+
+def update_references(root: Path) -> None:
+    """Rewrite the generated blocks of each of :data:`REFERENCE_DOCS` under ``root``."""
+    for name in REFERENCE_DOCS:
+        doc = root / name
+        doc.write_text(with_reference(doc.read_text(encoding="utf-8")), encoding="utf-8")
