@@ -78,3 +78,16 @@ def test_a_new_setting_reaches_the_table_with_its_default() -> None:
     assert "| `--wait-s` | `RANKGATE_WAIT_S` | 2 | How long. |" in table
     assert "| `--strict / --no-strict` | `RANKGATE_STRICT` | on | Refuse. |" in table
     assert "| `-n` | `RANKGATE_NAME` | none | Who. |" in table
+
+
+def test_the_command_line_imports_without_the_server_extra() -> None:
+    """Deriving serve's options from ServerSettings must not pull fastapi in: without the
+    server extra, every other command (and serve's own clear message) still works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rankgate.cli; print([m for m in ('fastapi', 'uvicorn') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
