@@ -48,6 +48,13 @@ system: ## Install Debian packages the tests need (chromium, chromedriver, iprou
 test: setup flag-env client-env system ## Set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
+.PHONY: test-fast
+test-fast: setup ## The unit and server tests only: no Ray, benchmarks, reference environments, real clients, fuzzing or browser
+	$(BIN)/python -m pytest -q -m "not slow and not reference" --ignore=tests/ray \
+		--ignore=tests/test_bench.py --ignore=tests/test_reference.py \
+		--ignore=tests/server/test_clients.py --ignore=tests/server/test_fuzz.py \
+		--ignore=tests/insight/test_playground_browser.py -p no:cacheprovider
+
 .PHONY: lint
 lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests benchmarks scripts
