@@ -28,7 +28,6 @@ import functools
 import gc
 import json
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from rankgate.bench.measure import (
     versions,
 )
 from rankgate.bench.models import repo_root
+from rankgate.bench.peers import PeerSkipped, run_worker
 from rankgate.bench.workload import DEFAULT_SPREAD, QUERY, check_spread, make_documents
 from rankgate.errors import ConfigError
 
@@ -303,7 +303,7 @@ def run_llm(options: LlmOptions, console: Console | None = None) -> dict[str, An
         try:
             for timing in _PEERS[peer](options, model_dir, config, docs):
                 timings[timing.docs].append(timing)
-        except _Skipped as exc:
+        except PeerSkipped as exc:
             skipped[peer] = str(exc)
         gc.collect()
     peak = max(peak, matmul_peak(options.peak_seconds, shapes))
@@ -339,10 +339,6 @@ def run_llm(options: LlmOptions, console: Console | None = None) -> dict[str, An
         options.out.write_text(json.dumps(report, indent=2))
         console.print(Text(f"wrote {options.out}"))
     return report
-
-
-class _Skipped(Exception):
-    pass
 
 
 PeerFn = Callable[[LlmOptions, Path, dict[str, Any], dict[int, list[str]]], list[LlmTiming]]
@@ -416,7 +412,7 @@ def _flag(
 ) -> list[LlmTiming]:
     python = options.flag_python
     if not python.exists():
-        raise _Skipped(f"no {python} (scripts/setup-flag-env.sh builds it)")
+        raise PeerSkipped(f"no {python} (scripts/setup-flag-env.sh builds it)")
     request = {
         "model": str(model_dir),
         "workloads": [[[QUERY, d] for d in texts] for texts in docs.values()],
@@ -426,16 +422,7 @@ def _flag(
         "threads": options.threads,
     }
     script = repo_root() / "scripts" / "flag_llm_reference.py"
-    done = subprocess.run(
-        [str(python), str(script), "--bench"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise _Skipped(f"FlagLLMReranker failed: {done.stderr.strip()[-500:]}")
-    reply = json.loads(done.stdout)
+    reply = run_worker([str(python), str(script), "--bench"], request, "FlagLLMReranker")
     out = []
     for (n, texts), seconds, cpu in zip(docs.items(), reply["seconds"], reply["cpu"], strict=True):
         lengths, shared = _flag_lengths(model_dir, texts)

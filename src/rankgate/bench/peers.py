@@ -50,6 +50,22 @@ class PeerSkipped(Exception):
     """A peer cannot run here (a missing environment or package); the message says why."""
 
 
+def run_worker(argv: list[str], request: dict[str, Any], what: str) -> dict[str, Any]:
+    """Run a peer's worker script in its own environment: ``request`` as JSON on stdin, its
+    JSON reply from stdout.
+
+    Raises:
+        PeerSkipped: the worker failed; the message ends with its stderr.
+    """
+    proc = subprocess.run(
+        argv, input=json.dumps(request), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise PeerSkipped(f"{what} failed: {proc.stderr.strip()[-600:]}")
+    reply: dict[str, Any] = json.loads(proc.stdout)
+    return reply
+
+
 @dataclass(frozen=True)
 class PeerContext:
     """What every peer gets: the same model, workload, repeats and threads."""
@@ -290,16 +306,7 @@ def _cross_encoder_elsewhere(ctx: PeerContext, name: str, onnx_dir: Path) -> Pee
         "threads": ctx.threads,
         "max_length": ctx.max_length,
     }
-    proc = subprocess.run(
-        [str(ctx.st_onnx_python), str(WORKER)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise PeerSkipped(f"ce_worker.py failed: {proc.stderr.strip()[-600:]}")
-    reply = json.loads(proc.stdout)
+    reply = run_worker([str(ctx.st_onnx_python), str(WORKER)], request, "ce_worker.py")
     size = int(reply["batch_size"])
     timings = {}
     for n in wl.sizes:
@@ -342,16 +349,8 @@ def _flag(ctx: PeerContext) -> PeerRun:
         }
         if ctx.gpu:  # FlagReranker's own fp16 switch (it forces fp32 on the CPU)
             request.update(device=ctx.device, use_fp16=True)
-        proc = subprocess.run(
-            [str(ctx.flag_python), str(ctx.flag_script), "--bench"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise PeerSkipped(f"flag_reference.py failed: {proc.stderr.strip()[-600:]}")
-        reply = json.loads(proc.stdout)
+        argv = [str(ctx.flag_python), str(ctx.flag_script), "--bench"]
+        reply = run_worker(argv, request, "flag_reference.py")
         lengths, size = reply["lengths"], reply["batch_size"]
         batches = fixed_batches(np.argsort([-s for s in lengths], kind="stable"), size)
         computed = [*batches[:1], *batches]  # the first batch twice: the OOM probe, then for real
