@@ -23,25 +23,21 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
-from rankgate.backends.packed_decoder import PackedDecoder, unsupported_reason
+from rankgate.backends.packed_decoder import (
+    ATTENTION,
+    PackedDecoder,
+    register_attention,
+    unsupported_reason,
+)
 from rankgate.backends.recipes import Recipe, detect_recipe, load_recipe
 from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import read_config
-from rankgate.backends.torch_backend import _torch, resolve_device, resolve_dtype
+from rankgate.backends.torch_backend import PROBE_TEXTS, _torch, resolve_device, resolve_dtype
 from rankgate.errors import ConfigError, DeviceOutOfMemoryError, ModelLoadError
 
 __all__ = ["DecoderBackend", "is_causal_lm"]
 
 log = logging.getLogger(__name__)
-
-# Texts of the load-time check of the packed pass: one query, documents of different lengths, so
-# that the check covers a shared prefix with several rests and a pair scored whole.
-_PROBE = (
-    "how do I reset the router password?",
-    "Hold the reset button for ten seconds.",
-    "Forgot the admin password? Hold the reset button for ten seconds, wait for the lights, "
-    "then log in with the default password printed on the label under the router.",
-)
 
 
 def is_causal_lm(model_dir: Path) -> bool:
@@ -139,13 +135,11 @@ class DecoderBackend:
         """The packed pass if this model's attention allows it and it matches the stock forward
         on probe pairs (a shared prefix with two rests, and a pair alone); else None, with a log
         line saying why."""
-        from rankgate.backends.packed_decoder import ATTENTION, register_attention
-
         reason = unsupported_reason(self._model.config)
         if reason is not None:
             log.info("%s: no packed pass (%s); padded batches", self.model_id, reason)
             return None
-        query, short, long = _PROBE
+        query, short, long = PROBE_TEXTS  # the encoders' probe texts, in the recipe's layout
         q = self.tokenize([self.format_query(query, None)])[0]
         docs = self.tokenize([self.format_document(d) for d in (long, short)])
         probe = [self.template.build(q, d) for d in docs]

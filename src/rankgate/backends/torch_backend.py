@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Texts of the load-time check of the packed forward: a query and two documents of different
 # lengths, so that the check covers concatenation, per-pair attention and the first-token head.
-_PROBE = (
+PROBE_TEXTS = (
     "how do I reset the router password?",
     "Hold the reset button for ten seconds.",
     "Forgot the admin password? Hold the reset button for ten seconds, wait for the lights, "
@@ -141,7 +141,7 @@ class TorchBackend:
         if encoder is None:
             log.info("%s: no packed forward for this architecture; padded batches", self.model_id)
             return None
-        query, short, long = self.tokenize(_PROBE)
+        query, short, long = self.tokenize(PROBE_TEXTS)
         probe = [self.template.build(query, long), self.template.build(query, short)]
         try:
             with self._torch.inference_mode():
