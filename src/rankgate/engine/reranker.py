@@ -171,9 +171,10 @@ class Reranker:
         flat = [pair for plan in plans for pair in plan.pairs]
         logits = self.score_encoded(flat, batch_size=batch_size, progress=progress)
         scores = aggregate_max(logits, [len(p.pairs) for p in plans])
-        return [float(s) for s in (self._sigmoid(scores) if normalize else scores)]
+        return [float(s) for s in (self.relevance(scores) if normalize else scores)]
 
-    def _sigmoid(self, raw: np.ndarray) -> np.ndarray:
+    def relevance(self, raw: np.ndarray) -> np.ndarray:
+        """Relevance scores in [0, 1] from raw (aggregated) logits: what ``normalize`` returns."""
         return sigmoid(raw - self.score_offset) if self.score_offset else sigmoid(raw)
 
     def prepare(
@@ -217,7 +218,7 @@ class Reranker:
         """Fold window logits back into ranked documents."""
         plans = prepared.plans
         raw = aggregate_max(logits, [len(p.pairs) for p in plans])
-        scores = self._sigmoid(raw) if normalize else raw.astype(np.float64)
+        scores = self.relevance(raw) if normalize else raw.astype(np.float64)
         return [
             RerankResult(
                 index=i,
