@@ -77,12 +77,24 @@ def test_the_engine_knows_no_http_and_no_upper_layer() -> None:
     for name, targets in graph.items():
         if name.startswith("rankgate.engine"):
             upper = {
-                t for t in targets if t.split(".")[1] in {"server", "funnel", "insight", "cli"}
+                t
+                for t in targets
+                if t.split(".")[1] in {"server", "funnel", "insight", "learn", "cli"}
             }
             assert not upper, (name, upper)
     for path in (PACKAGE / "engine").rglob("*.py"):
         text = path.read_text()
         assert "fastapi" not in text and "starlette" not in text, path
+
+
+def test_learning_sits_above_the_funnel_and_below_the_server_and_cli() -> None:
+    graph = import_graph()
+    for name, targets in graph.items():
+        layer = name.split(".")[1] if "." in name else ""
+        if layer in {"backends", "funnel", "insight", "server"}:
+            assert not {t for t in targets if t.startswith("rankgate.learn")}, name
+        if layer == "learn":
+            assert not {t for t in targets if t.split(".")[1] in {"server", "cli"}}, name
 
 
 def test_protocol_modules_translate_to_the_engine_only() -> None:

@@ -14,7 +14,8 @@ of HTTP; the server maps it to status codes in one table (``rankgate.server.erro
     │   ├── InvalidDocumentError     a document is None, not text, or lacks its text field
     │   ├── TooManyDocumentsError    more documents than the configured limit
     │   ├── InputTooLongError        input exceeds a token limit and truncation is off
-    │   └── InstructionNotSupportedError  an instruction for a model without an instruction slot
+    │   ├── InstructionNotSupportedError  an instruction for a model without an instruction slot
+    │   └── TrainingDataError        a training, dev or labels file is malformed (line named)
     ├── BackendError                 the model failed while scoring
     │   ├── NonFiniteScoreError      the model produced NaN or infinity
     │   └── DeviceOutOfMemoryError   the accelerator ran out of memory even for one pair
@@ -44,6 +45,7 @@ __all__ = [
     "RankgateError",
     "RequestTimeoutError",
     "TooManyDocumentsError",
+    "TrainingDataError",
     "UnavailableError",
 ]
 
@@ -127,6 +129,10 @@ class InputTooLongError(InputError):
 
 class InstructionNotSupportedError(InputError):
     """An instruction was given for a model that has no instruction slot (an encoder)."""
+
+
+class TrainingDataError(InputError):
+    """A training, dev or labels file is malformed; the message names the file and line."""
 
 
 class BackendError(RankgateError):

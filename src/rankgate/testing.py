@@ -21,7 +21,14 @@ import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
 
-__all__ = ["SAMPLE_TEXT", "KeywordBackend", "build_model", "build_tokenizer"]
+__all__ = [
+    "SAMPLE_TEXT",
+    "KeywordBackend",
+    "build_model",
+    "build_tokenizer",
+    "keyword_task",
+    "keyword_vocabulary",
+]
 
 SAMPLE_TEXT = [
     "How do I reset the admin password of a Huawei router? Hold the reset button for ten seconds.",
@@ -41,12 +48,14 @@ SAMPLE_TEXT = [
 ]
 
 
-def build_tokenizer(out: Path, model_max_length: int = 512) -> None:
+def build_tokenizer(
+    out: Path, model_max_length: int = 512, texts: Sequence[str] = SAMPLE_TEXT
+) -> None:
     """Write a small Unigram tokenizer laid out as XLM-R's to ``out``, the same on every run.
 
-    The vocabulary is counted from :data:`SAMPLE_TEXT` (every character, and every word of up to
-    eight characters, scored by log frequency) rather than trained: ``tokenizers``' trainer
-    picks different pieces from run to run, and so would the scores of every test model. The
+    The vocabulary is counted from ``texts`` (default :data:`SAMPLE_TEXT`; every character, and
+    every word of up to eight characters, scored by log frequency) rather than trained:
+    ``tokenizers``' trainer picks different pieces from run to run, and so would the scores of every test model. The
     pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's
     own pipeline around them, so the saved ``tokenizer.json`` is exactly what transformers 4
     and 5 both load.
@@ -54,7 +63,7 @@ def build_tokenizer(out: Path, model_max_length: int = 512) -> None:
     from transformers import XLMRobertaTokenizer
 
     counts: Counter[str] = Counter()
-    for word in " ".join(SAMPLE_TEXT).split():
+    for word in " ".join(texts).split():
         counts["▁"] += 1
         counts.update(word)
         if len(word) <= 8:
@@ -84,6 +93,8 @@ def build_model(
     max_positions: int = 514,
     seed: int = 0,
     initializer_range: float = 0.02,
+    tokenizer_texts: Sequence[str] = SAMPLE_TEXT,
+    dropout: float = 0.1,
 ) -> Path:
     """Save a random XLM-RoBERTa cross-encoder (one logit) and its tokenizer to ``out``.
 
@@ -96,7 +107,7 @@ def build_model(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(out, model_max_length=max_positions - 2)
+    build_tokenizer(out, model_max_length=max_positions - 2, texts=tokenizer_texts)
     from transformers import AutoTokenizer
 
     vocab = vocab_size or len(AutoTokenizer.from_pretrained(str(out)))
@@ -113,6 +124,8 @@ def build_model(
         eos_token_id=2,
         num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig kwarg
         initializer_range=initializer_range,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     model = XLMRobertaForSequenceClassification(config).eval()
@@ -178,3 +191,104 @@ class KeywordBackend:
             hits = sum(1 for t in doc if t in query)
             out[row] = 4.0 * hits / (len(doc) + 1) - 2.0
         return out
+
+
+KEYWORD_FILLER = [
+    "the",
+    "device",
+    "manual",
+    "battery",
+    "screen",
+    "cable",
+    "router",
+    "update",
+    "setting",
+    "account",
+    "light",
+    "sound",
+    "window",
+    "door",
+    "phone",
+    "camera",
+    "power",
+    "button",
+    "menu",
+    "color",
+    "paper",
+    "water",
+    "music",
+    "video",
+    "file",
+]
+
+
+KEYWORDS = [
+    "walrus",
+    "saffron",
+    "zeppelin",
+    "quartz",
+    "falcon",
+    "lantern",
+    "orchid",
+    "glacier",
+    "harpoon",
+    "tulip",
+    "cobalt",
+    "pelican",
+    "marble",
+    "canyon",
+    "violin",
+    "anchor",
+    "cactus",
+    "meteor",
+    "ferret",
+    "turbine",
+    "lemon",
+    "dragon",
+    "pepper",
+    "tiger",
+]
+
+
+def keyword_task(
+    queries: int, negatives: int = 7, *, keywords: int = 24, filler: int = 6, seed: int = 0
+) -> list[dict[str, object]]:
+    """Rows of a task a tiny model can learn: relevant = the document has the query's keyword.
+
+    Each query names one rare keyword among filler words; its positive mentions that keyword,
+    its negatives share the query's filler words (lexical distractors) but name another
+    keyword. Rows are FlagEmbedding JSONL records (``query``, ``pos``, ``neg``).
+    """
+    import random
+
+    rng = random.Random(seed)
+    words = list(KEYWORDS[:keywords])
+    rows: list[dict[str, object]] = []
+    for _ in range(queries):
+        key = rng.choice(words)
+        topic = rng.sample(KEYWORD_FILLER, 3)
+        query = f"how do i fix {key} on the {topic[0]} {topic[1]}"
+
+        def doc(word: str, topic: list[str] = topic) -> str:
+            body = [*topic, *rng.sample(KEYWORD_FILLER, filler), word]
+            rng.shuffle(body)
+            return " ".join(body)
+
+        others = [w for w in words if w != key]
+        rows.append(
+            {
+                "query": query,
+                "pos": [doc(key)],
+                "neg": [doc(rng.choice(others)) for _ in range(negatives)],
+            }
+        )
+    return rows
+
+
+def keyword_vocabulary(keywords: int = 24) -> list[str]:
+    """Texts whose words become whole tokens of :func:`build_tokenizer` for :func:`keyword_task`."""
+    return [
+        " ".join(KEYWORD_FILLER),
+        " ".join(KEYWORDS[:keywords]),
+        "how do i fix on the",
+    ]

@@ -103,6 +103,7 @@ class TorchBackend:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         self.model_id = model_id
+        self.model_dir = Path(model_dir)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if threads:
@@ -115,6 +116,13 @@ class TorchBackend:
             if labels != 1:
                 raise ModelLoadError(
                     f"'{model_id}' has {labels} output labels; a reranker has exactly one"
+                )
+            heads = getattr(config, "architectures", None) or []
+            if heads and not any(a.endswith("ForSequenceClassification") for a in heads):
+                # Loading it anyway would score with a randomly initialised head.
+                raise ModelLoadError(
+                    f"'{model_id}' is a base encoder ({', '.join(heads)}) without a reranking "
+                    "head; train one with rankgate finetune, or pick a reranker"
                 )
             self._tokenizer = FileTokenizer(model_dir)
             self._model = AutoModelForSequenceClassification.from_pretrained(
@@ -160,6 +168,11 @@ class TorchBackend:
             )
             return None
         return encoder
+
+    @property
+    def module(self) -> Any:
+        """The transformers model itself (fine-tuning trains it in place)."""
+        return self._model
 
     def set_threads(self, threads: int) -> None:
         """CPU threads of the calling thread's forward passes (a model queue's worker)."""

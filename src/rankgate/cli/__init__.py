@@ -11,6 +11,7 @@ from rankgate.cli.bench import bench, bench_server
 from rankgate.cli.common import EXIT_HELP
 from rankgate.cli.demo_commands import demo_app, health
 from rankgate.cli.export import export
+from rankgate.cli.finetune import finetune
 from rankgate.cli.funnel_commands import eval_command, index, search, templates
 from rankgate.cli.model_commands import download, info
 from rankgate.cli.ray_commands import score_batch
@@ -55,6 +56,7 @@ app.command(epilog=EXIT_HELP)(index)
 app.command(epilog=EXIT_HELP)(search)
 app.command(epilog=EXIT_HELP)(templates)
 app.command("eval", epilog=EXIT_HELP)(eval_command)
+app.command(epilog=EXIT_HELP)(finetune)
 app.command("score-batch", epilog=EXIT_HELP)(score_batch)
 app.command(epilog=EXIT_HELP)(bench)
 app.command("bench-server", epilog=EXIT_HELP)(bench_server)
