@@ -2,8 +2,10 @@
 
 from rankgate.config import RerankerSettings
 from rankgate.engine import Reranker
+from rankgate.engine.calibration import Calibration
 from rankgate.errors import (
     BackendError,
+    CalibrationError,
     ConfigError,
     DeviceOutOfMemoryError,
     EmptyQueryError,
@@ -11,6 +13,7 @@ from rankgate.errors import (
     InputTooLongError,
     InstructionNotSupportedError,
     InvalidDocumentError,
+    LabelsError,
     MissingDependencyError,
     ModelLoadError,
     ModelNotFoundError,
@@ -22,6 +25,7 @@ from rankgate.errors import (
     TooManyDocumentsError,
     UnavailableError,
 )
+from rankgate.insight.calibration_fit import calibrate
 from rankgate.types import DEFAULT_MODEL, ModelInfo, RerankResult
 
 __version__ = "0.1.0"
@@ -29,6 +33,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MODEL",
     "BackendError",
+    "Calibration",
+    "CalibrationError",
     "ConfigError",
     "DeviceOutOfMemoryError",
     "EmptyQueryError",
@@ -36,6 +42,7 @@ __all__ = [
     "InputTooLongError",
     "InstructionNotSupportedError",
     "InvalidDocumentError",
+    "LabelsError",
     "MissingDependencyError",
     "ModelInfo",
     "ModelLoadError",
@@ -51,4 +58,5 @@ __all__ = [
     "TooManyDocumentsError",
     "UnavailableError",
     "__version__",
+    "calibrate",
 ]

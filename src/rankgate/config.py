@@ -129,6 +129,16 @@ class RerankerSettings(BaseSettings):
         "when the model loads; off on CUDA unless asked for (not yet measured there).",
         json_schema_extra={"flags": ["--packed/--padded"], "default_text": "on CPU"},
     )
+    calibration: str | None = Field(
+        None,
+        description="A calibration file written by rankgate calibrate (or the directory that "
+        "holds rankgate-calibration.json): scores become the calibrated probability that a "
+        "document is relevant (raw logits unchanged). none: plain sigmoid scores, even when "
+        "the model directory holds a calibration.",
+        json_schema_extra={
+            "default_text": "rankgate-calibration.json in a local model directory, if there"
+        },
+    )
 
 
 def build_settings(

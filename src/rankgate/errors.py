@@ -5,7 +5,8 @@ of HTTP; the server maps it to status codes in one table (``rankgate.server.erro
 
     RankgateError
     ├── ConfigError                  a setting is invalid or inconsistent
-    │   └── MissingDependencyError   an optional extra is not installed (message says which)
+    │   ├── MissingDependencyError   an optional extra is not installed (message says which)
+    │   └── CalibrationError         a calibration file is unreadable or fitted for another model
     ├── ModelLoadError               the model could not be loaded
     │   └── ModelNotFoundError       weights not cached and the hub unreachable / unknown id
     ├── InputError                   the caller's input is invalid (nothing was scored)
@@ -15,7 +16,8 @@ of HTTP; the server maps it to status codes in one table (``rankgate.server.erro
     │   ├── TooManyDocumentsError    more documents than the configured limit
     │   ├── InputTooLongError        input exceeds a token limit and truncation is off
     │   ├── InstructionNotSupportedError  an instruction for a model without an instruction slot
-    │   └── TrainingDataError        a training, dev or labels file is malformed (line named)
+    │   └── TrainingDataError        a training or dev file is malformed (file and line named)
+    │       └── LabelsError          judged pairs for calibration are malformed or too few
     ├── BackendError                 the model failed while scoring
     │   ├── NonFiniteScoreError      the model produced NaN or infinity
     │   └── DeviceOutOfMemoryError   the accelerator ran out of memory even for one pair
@@ -29,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "AddressInUseError",
     "BackendError",
+    "CalibrationError",
     "ConfigError",
     "DeviceOutOfMemoryError",
     "EmptyQueryError",
@@ -36,6 +39,7 @@ __all__ = [
     "InputTooLongError",
     "InstructionNotSupportedError",
     "InvalidDocumentError",
+    "LabelsError",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -68,6 +72,11 @@ class MissingDependencyError(ConfigError):
             f"{purpose} needs the '{package}' package, which is not installed. "
             f"Install it with: pip install 'rankgate[{extra}]'"
         )
+
+
+class CalibrationError(ConfigError):
+    """A calibration file cannot be used: unreadable, malformed, or fitted for another model
+    or ``max_length``; the message says which and how to fix it."""
 
 
 class AddressInUseError(RankgateError):
@@ -132,7 +141,22 @@ class InstructionNotSupportedError(InputError):
 
 
 class TrainingDataError(InputError):
-    """A training, dev or labels file is malformed; the message names the file and line."""
+    """A training or dev file is malformed; the message names the file and line."""
+
+
+class LabelsError(TrainingDataError):
+    """Judged pairs for calibration are malformed, of one class only, or too few.
+
+    Attributes:
+        path: the labels file, when the pairs came from one.
+        line: the 1-based line of a malformed row, else None.
+    """
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+        super().__init__(where + message)
 
 
 class BackendError(RankgateError):

@@ -62,3 +62,7 @@ class ModelInfo:
     long_documents: LongDocumentPolicy
     recipe: str | None = None
     """The decoder recipe (``qwen3``, ``bge-gemma``, ``mxbai-v2``…); None for cross-encoders."""
+    calibration: str | None = None
+    """``platt`` or ``isotonic`` when scores are calibrated (``rankgate calibrate``), else None."""
+    calibration_file: str | None = None
+    """The calibration file in use, if any."""

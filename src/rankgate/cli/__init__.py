@@ -8,6 +8,7 @@ import typer
 
 from rankgate import __version__
 from rankgate.cli.bench import bench, bench_server
+from rankgate.cli.calibrate import calibrate_command
 from rankgate.cli.common import EXIT_HELP
 from rankgate.cli.demo_commands import demo_app, health
 from rankgate.cli.export import export
@@ -57,6 +58,7 @@ app.command(epilog=EXIT_HELP)(search)
 app.command(epilog=EXIT_HELP)(templates)
 app.command("eval", epilog=EXIT_HELP)(eval_command)
 app.command(epilog=EXIT_HELP)(finetune)
+app.command("calibrate", epilog=EXIT_HELP)(calibrate_command)
 app.command("score-batch", epilog=EXIT_HELP)(score_batch)
 app.command(epilog=EXIT_HELP)(bench)
 app.command("bench-server", epilog=EXIT_HELP)(bench_server)

@@ -68,6 +68,7 @@ PrefixCache = Annotated[bool | None, _model("prefix_cache")]
 Packed = Annotated[bool | None, _model("packed")]
 Offline = Annotated[bool | None, _model("offline")]
 CacheDir = Annotated[Path | None, _model("cache_dir")]
+Calibration = Annotated[str | None, _model("calibration")]
 
 
 def literal(value: object, style: str = "") -> Text:

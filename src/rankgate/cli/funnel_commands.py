@@ -379,6 +379,7 @@ def search(
     model: common.Model = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,
+    calibration: common.Calibration = None,
     offline: common.Offline = None,
 ) -> None:
     """Retrieve, rerank and filter: print each candidate with the stage it reached and why."""

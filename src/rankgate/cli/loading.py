@@ -32,6 +32,7 @@ MODEL_OPTIONS = (
     "packed",
     "offline",
     "cache_dir",
+    "calibration",
 )
 
 

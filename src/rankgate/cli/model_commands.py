@@ -27,6 +27,7 @@ def info(
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
     long_documents: common.LongDocs = None,
+    calibration: common.Calibration = None,
     threads: common.Threads = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,

@@ -154,6 +154,7 @@ def rerank(
     dtype: common.DType = None,
     max_length: common.MaxLength = None,
     long_documents: common.LongDocs = None,
+    calibration: common.Calibration = None,
     chunk_overlap: common.ChunkOverlap = None,
     max_chunks: common.MaxChunks = None,
     batch_tokens: common.BatchTokens = None,

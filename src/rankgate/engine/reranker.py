@@ -14,6 +14,7 @@ from rankgate.backends import Backend, EncodedPair, load_backend
 from rankgate.backends.base import is_cuda
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine.batching import ForwardObserver, Keep, Progress, score_pairs
+from rankgate.engine.calibration import Calibration, load_calibration
 from rankgate.engine.explain import Explanation, explain
 from rankgate.engine.inputs import (
     check_instruction,
@@ -60,7 +61,16 @@ class Reranker:
         backend: ``"torch"`` or ``"onnx"``, or an already loaded backend object (tests,
             custom models), which skips loading.
         **options: any :class:`~rankgate.config.RerankerSettings` field, e.g. ``device="cpu"``,
-            ``dtype="float16"``, ``max_length=512``, ``long_documents="truncate"``.
+            ``dtype="float16"``, ``max_length=512``, ``long_documents="truncate"``,
+            ``calibration="none"``.
+
+    A ``rankgate-calibration.json`` in a local model directory (or the ``calibration``
+    setting) makes normalized scores calibrated probabilities of relevance; see
+    :attr:`calibration`.
+
+    Raises:
+        CalibrationError: the calibration is unreadable, or fitted for another model or
+            ``max_length``.
 
     Example:
         >>> rr = Reranker("path/to/model", device="cpu")            # doctest: +SKIP
@@ -88,6 +98,14 @@ class Reranker:
         self.max_length = s.max_length or min(default, self.backend.model_max_length)
         # Subtracted before the sigmoid (mxbai-rerank-v2's calibration); 0 for most models.
         self.score_offset = float(getattr(self.backend, "score_offset", 0.0))
+        self.calibration: Calibration | None = load_calibration(
+            s.calibration,
+            model=self.backend.model_id,
+            revision=s.revision,
+            max_length=self.max_length,
+            long_documents=s.long_documents,
+        )
+        """The calibration normalized scores go through (``rankgate calibrate``), or None."""
         self._builder = PairBuilder(
             self.backend,
             max_length=self.max_length,
@@ -117,6 +135,10 @@ class Reranker:
             parameters=b.parameters,
             load_seconds=self.load_seconds,
             long_documents=self.settings.long_documents,
+            calibration=self.calibration.method if self.calibration else None,
+            calibration_file=(
+                str(self.calibration.path) if self.calibration and self.calibration.path else None
+            ),
         )
 
     def score_encoded(
@@ -155,8 +177,9 @@ class Reranker:
     ) -> list[float]:
         """Score (query, passage) pairs with FlagEmbedding's semantics.
 
-        Returns a list even for a single pair; raw logits unless ``normalize`` (sigmoid). A long
-        passage is chunked (best window) or truncated as the ``long_documents`` setting says.
+        Returns a list even for a single pair; raw logits unless ``normalize`` (sigmoid, or the
+        calibrated probability when the model has a calibration). A long passage is chunked
+        (best window) or truncated as the ``long_documents`` setting says.
         ``instruction`` is the task description of a decoder reranker (its default otherwise).
 
         Raises:
@@ -174,7 +197,17 @@ class Reranker:
         return [float(s) for s in (self.relevance(scores) if normalize else scores)]
 
     def relevance(self, raw: np.ndarray) -> np.ndarray:
-        """Relevance scores in [0, 1] from raw (aggregated) logits: what ``normalize`` returns."""
+        """Relevance scores in [0, 1] from raw (aggregated) logits: what ``normalize`` returns.
+
+        With a calibration, the calibrated probability that the document is relevant;
+        without, :meth:`uncalibrated_relevance`.
+        """
+        if self.calibration is not None:
+            return self.calibration.apply(raw)
+        return self.uncalibrated_relevance(raw)
+
+    def uncalibrated_relevance(self, raw: np.ndarray) -> np.ndarray:
+        """The model's own [0, 1] scores: the sigmoid of the logit (less the model's offset)."""
         return sigmoid(raw - self.score_offset) if self.score_offset else sigmoid(raw)
 
     def prepare(
@@ -219,6 +252,9 @@ class Reranker:
         plans = prepared.plans
         raw = aggregate_max(logits, [len(p.pairs) for p in plans])
         scores = self.relevance(raw) if normalize else raw.astype(np.float64)
+        # An isotonic calibration gives one probability to a whole range of logits: order by
+        # the logit, so that calibrating never reorders documents.
+        order_by = raw.astype(np.float64) if normalize and self.calibration else scores
         return [
             RerankResult(
                 index=i,
@@ -228,7 +264,7 @@ class Reranker:
                 chunks=len(plans[i].pairs),
                 tokens=plans[i].tokens,
             )
-            for i in rank_order(scores.tolist(), top_n)
+            for i in rank_order(order_by.tolist(), top_n)
         ]
 
     def rerank(
@@ -251,7 +287,8 @@ class Reranker:
             query: the question.
             documents: strings, or mappings with a ``text`` field; metadata is kept in results.
             top_n: keep the best ``top_n`` (None: all).
-            normalize: scores in [0, 1] (sigmoid); False gives raw logits.
+            normalize: scores in [0, 1] (sigmoid, or calibrated when the model has a
+                calibration); False gives raw logits.
             rank_fields: for mapping documents, the fields to score, in order.
             long_documents: override the ``chunk`` / ``truncate`` setting for this call.
             max_chunks: most windows per document for this call.

@@ -4,7 +4,7 @@ Rules run over the reranked candidates in rank order; each dropped candidate rec
 that dropped it and why. From a TOML file (a ``[rules]`` table or top-level keys)::
 
     [rules]
-    min_score = 0.7            # reranker score in [0, 1]
+    min_score = 0.7            # reranker score in [0, 1] (calibrated, if the model is)
     max_age_days = 730         # by the date field; undated documents pass unless keep_undated=false
     date_field = "published"
     allow_sources = ["apple.com", "Apple Support"]   # hosts match their subdomains too
@@ -43,7 +43,8 @@ class Rules:
     """Rule settings; ``None`` (or an empty list) turns a rule off.
 
     Attributes:
-        min_score: drop candidates whose rerank score is lower.
+        min_score: drop candidates whose rerank score is lower (the calibrated probability
+            of relevance when the model has a calibration).
         max_age_days: drop candidates whose date is older than this many days.
         date_field: ``published`` or a metadata field holding an ISO 8601 date.
         keep_undated: whether candidates without a (readable) date pass the age rule.

@@ -1,4 +1,5 @@
-"""PNG charts with matplotlib (Agg, no display needed): demo scores and health over time.
+"""PNG charts with matplotlib (Agg, no display needed): demo scores, health over time and the
+reliability diagram of a calibration.
 
 Labels are ASCII (document ids, metric names) so that no CJK font is needed on the machine.
 """
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from rankgate.errors import InputError, MissingDependencyError
+from rankgate.insight.calibration_fit import CalibrationReport, ReliabilityBin
 from rankgate.insight.demo import DemoRun
 from rankgate.insight.health import HealthSettings, HealthSnapshot, Observation, summarize
 
-__all__ = ["HealthPoint", "demo_chart", "health_chart", "health_series"]
+__all__ = ["HealthPoint", "demo_chart", "health_chart", "health_series", "reliability_chart"]
 
 _GOOD, _BAD, _PLAIN = "#2e9e2e", "#c83737", "#7f8c9a"
+# Okabe-Ito colours, told apart with any colour vision; markers and line styles differ too.
+_BEFORE, _AFTER, _IDEAL = "#E69F00", "#0072B2", "#555555"
 
 
 def _pyplot() -> Any:
@@ -138,3 +142,57 @@ def health_chart(series: Sequence[HealthPoint], settings: HealthSettings, path: 
     axes[-1].set_xlabel(f"reranks (window of {settings.window})")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def reliability_chart(report: CalibrationReport, path: Path) -> Path:
+    """Reliability diagram of a calibration: per equal-width bin, the share of relevant pairs
+    against the mean score, before (the plain sigmoid) and after (held-out calibrated scores),
+    with the diagonal of perfect calibration; below, how many pairs fall in each bin."""
+    plt = _pyplot()
+    cal = report.calibration
+    fig, (ax, counts) = plt.subplots(
+        2, 1, figsize=(6.4, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], linestyle=":", color=_IDEAL, label="perfectly calibrated")
+    series: list[tuple[str, tuple[ReliabilityBin, ...], str, str, str]] = [
+        (f"plain score, sigmoid (ECE {cal.ece_before:.3f})", report.before, _BEFORE, "s", "--"),
+        (f"calibrated, {cal.method} (ECE {cal.ece_after:.3f})", report.after, _AFTER, "o", "-"),
+    ]
+    width = 0.4 / cal.bins
+    for n, (label, bins, colour, marker, style) in enumerate(series):
+        ax.plot(
+            [b.mean_score for b in bins],
+            [b.observed for b in bins],
+            marker=marker,
+            linestyle=style,
+            color=colour,
+            label=label,
+        )
+        centres = [(b.lower + b.upper) / 2 + (n - 0.5) * width for b in bins]
+        counts.bar(
+            centres,
+            [b.count for b in bins],
+            width=width,
+            color=colour,
+            hatch="//" if n == 0 else None,
+            edgecolor="white",
+        )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("share of pairs that are relevant")
+    ax.legend(loc="upper left", fontsize=8)
+    # The model's name is the caller's text: never read as mathtext (a $ in a path).
+    ax.set_title(
+        f"Reliability of {_short(report.model)}\n{cal.rows} judged pairs, held-out scores, "
+        f"{cal.bins} equal-width bins",
+        fontsize=9,
+        parse_math=False,
+    )
+    counts.set_xlabel("score")
+    counts.set_ylabel("pairs")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _short(model: str, width: int = 60) -> str:
+    return model if len(model) <= width else "..." + model[-(width - 3) :]

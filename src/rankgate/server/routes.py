@@ -205,6 +205,8 @@ async def info(request: Request) -> Response:
             long_documents=model.long_documents,
             parameters=model.parameters,
             recipe=model.recipe,
+            calibration=model.calibration,
+            calibration_file=model.calibration_file,
             models=[_served_model(name, served.reranker) for name, served in state.models.items()],
         ),
     )
@@ -222,6 +224,8 @@ def _served_model(name: str, reranker: Any) -> tei.ServedModel:
         max_length=i.max_length,
         recipe=i.recipe,
         parameters=i.parameters,
+        calibration=i.calibration,
+        calibration_file=i.calibration_file,
     )
 
 

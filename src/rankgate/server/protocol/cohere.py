@@ -66,7 +66,9 @@ class _Request(BaseModel):
         None, ge=1, description="Cut each document to this many tokens before scoring."
     )
     raw_scores: bool = Field(
-        False, description="rankgate extension: raw logits instead of scores in [0, 1]."
+        False,
+        description="rankgate extension: raw logits instead of scores in [0, 1] (the sigmoid, "
+        "or the calibrated probability of relevance when the model has a calibration).",
     )
     instruction: str | None = Field(
         None,

@@ -36,7 +36,9 @@ class TEIRerankRequest(BaseModel):
     truncation_direction: Literal["right", "Right"] = Field(
         "right", description="Only right truncation is supported."
     )
-    raw_scores: bool = Field(False, description="Raw logits instead of sigmoid scores.")
+    raw_scores: bool = Field(
+        False, description="Raw logits instead of sigmoid (or calibrated) scores."
+    )
     return_text: bool = Field(False, description="Include each text in its result.")
     instruction: str | None = Field(
         None,
@@ -102,6 +104,12 @@ class ServedModel(BaseModel):
     max_length: int
     recipe: str | None = None
     parameters: int
+    calibration: str | None = Field(
+        None,
+        description="platt or isotonic when relevance_score is a calibrated probability "
+        "(rankgate calibrate); null: the sigmoid of the logit.",
+    )
+    calibration_file: str | None = Field(None, description="The calibration file in use.")
 
 
 class RankgateDetails(BaseModel):
@@ -112,6 +120,13 @@ class RankgateDetails(BaseModel):
     long_documents: str
     parameters: int
     recipe: str | None = None
+    calibration: str | None = Field(
+        None,
+        description="platt or isotonic when scores are calibrated probabilities of relevance "
+        "(rankgate calibrate); null: the sigmoid of the logit. Raw logits stay available "
+        "(raw_scores, use_activation false).",
+    )
+    calibration_file: str | None = Field(None, description="The calibration file in use.")
     models: list[ServedModel] = []
 
 

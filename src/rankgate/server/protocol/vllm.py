@@ -21,7 +21,9 @@ class ScoreRequest(BaseModel):
     text_1: str | list[str] = Field(description="The query, or one query per pair.")
     text_2: str | list[str] = Field(description="The document, or the documents.")
     use_activation: bool | None = Field(
-        None, description="Sigmoid on the logits (default true); false gives raw logits."
+        None,
+        description="Sigmoid on the logits, or the model's calibration when it has one "
+        "(default true); false gives raw logits.",
     )
     activation: bool | None = Field(None, description="Older name of use_activation.")
     priority: int | None = Field(None, description="Accepted for compatibility; ignored.")

@@ -1,0 +1,250 @@
+"""``rankgate calibrate``: fit a calibration of a model's scores on judged pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from rankgate.cli import common
+from rankgate.cli.loading import load_reranker
+from rankgate.engine.calibration import CALIBRATION_FILE, Calibration, Threshold
+from rankgate.errors import InputError
+from rankgate.insight.calibration_fit import DEFAULT_BINS, DEFAULT_FOLDS, MIN_PAIRS, calibrate
+from rankgate.insight.labels import read_labels
+
+_PANEL = "Calibration options"
+
+
+def _output(model: str, out: Path | None) -> Path:
+    if out is not None:
+        return out / CALIBRATION_FILE if out.is_dir() else out
+    model_dir = Path(model).expanduser()
+    if model_dir.is_dir():
+        return model_dir / CALIBRATION_FILE
+    raise InputError(
+        f"{model} is not a local directory, so there is no model directory to write the "
+        "calibration into: say where with --out PATH (then load it with --calibration PATH "
+        "or RANKGATE_CALIBRATION=PATH)"
+    )
+
+
+def calibrate_command(
+    model: Annotated[
+        str, typer.Argument(help="Hub id or local directory of the reranker to calibrate.")
+    ],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            "-l",
+            envvar="RANKGATE_CALIBRATE_LABELS",
+            rich_help_panel=_PANEL,
+            help='JSON Lines of judged pairs: {"query", "document", "label"} rows (relevant: '
+            'label above 0, so graded labels work) or FlagEmbedding training rows {"query", '
+            '"pos": [...], "neg": [...]}. At least '
+            f"{MIN_PAIRS} pairs, 10 of each kind.",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            envvar="RANKGATE_CALIBRATE_OUT",
+            rich_help_panel=_PANEL,
+            help=f"Where to write the calibration (JSON). Default: {CALIBRATION_FILE} in "
+            "MODEL's directory, where loading the model finds it; a hub id needs --out.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            envvar="RANKGATE_CALIBRATE_PLOT",
+            rich_help_panel=_PANEL,
+            help="Where to draw the reliability diagram (PNG). Default: beside the "
+            "calibration, with a .png suffix.",
+            show_default=False,
+        ),
+    ] = None,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            "--precision",
+            envvar="RANKGATE_CALIBRATE_PRECISION",
+            min=0.0,
+            max=1.0,
+            rich_help_panel=_PANEL,
+            help="Recommend the lowest calibrated-score threshold whose kept documents are at "
+            "least this precise (e.g. 0.9). Default: none.",
+            show_default=False,
+        ),
+    ] = None,
+    recall: Annotated[
+        float | None,
+        typer.Option(
+            "--recall",
+            envvar="RANKGATE_CALIBRATE_RECALL",
+            min=0.0,
+            max=1.0,
+            rich_help_panel=_PANEL,
+            help="Recommend the highest calibrated-score threshold that still keeps this share "
+            "of the relevant documents (e.g. 0.8). Default: none.",
+            show_default=False,
+        ),
+    ] = None,
+    folds: Annotated[
+        int,
+        typer.Option(
+            envvar="RANKGATE_CALIBRATE_FOLDS",
+            min=2,
+            max=20,
+            rich_help_panel=_PANEL,
+            help="Cross-validation folds: each pair is judged by a map fitted without it "
+            "(the same folds on every run).",
+        ),
+    ] = DEFAULT_FOLDS,
+    bins: Annotated[
+        int,
+        typer.Option(
+            envvar="RANKGATE_CALIBRATE_BINS",
+            min=2,
+            max=100,
+            rich_help_panel=_PANEL,
+            help="Equal-width score bins of the calibration error and the diagram.",
+        ),
+    ] = DEFAULT_BINS,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", envvar="RANKGATE_JSON", help="JSON instead of a report."),
+    ] = False,
+    revision: common.Revision = None,
+    backend: common.Backend = None,
+    recipe: common.Recipe = None,
+    onnx_file: common.OnnxFile = None,
+    device: common.Device = None,
+    dtype: common.DType = None,
+    max_length: common.MaxLength = None,
+    long_documents: common.LongDocs = None,
+    chunk_overlap: common.ChunkOverlap = None,
+    max_chunks: common.MaxChunks = None,
+    batch_tokens: common.BatchTokens = None,
+    max_batch_size: common.MaxBatchSize = None,
+    threads: common.Threads = None,
+    prefix_cache: common.PrefixCache = None,
+    packed: common.Packed = None,
+    offline: common.Offline = None,
+    cache_dir: common.CacheDir = None,
+) -> None:
+    """Calibrate MODEL's scores to the probability that a document is relevant.
+
+    Scores the judged pairs as the model serves them (give the --max-length and
+    --long-documents you serve with), fits Platt scaling and isotonic regression, and keeps
+    the one with the lower held-out Brier score. Writes it as JSON with a reliability diagram,
+    and reports the expected calibration error (ECE) before (the model's sigmoid) and after.
+
+    The library, rankgate serve and the funnel's min_score rule then use the calibrated
+    score; raw logits stay available. Example: rankgate calibrate ./my-model --labels
+    judged.jsonl --precision 0.9
+    """
+    with common.exits_on_error():
+        path = _output(model, out)
+        plot_path = plot if plot is not None else path.with_suffix(".png")
+        judged = read_labels(labels)
+        # Fitted on the model's own scores: a calibration it already has must not apply.
+        reranker = load_reranker({**locals(), "calibration": "none"})
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=common.err_console,
+            transient=True,
+            disable=not common.err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task("scoring judged pairs", total=len(judged))
+            report = calibrate(
+                reranker,
+                judged,
+                folds=folds,
+                bins=bins,
+                precision=precision,
+                recall=recall,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        saved = report.calibration.save(path)
+        from rankgate.insight.charts import reliability_chart
+
+        reliability_chart(report, plot_path)
+    if as_json:
+        body = {**saved.to_dict(), "file": str(path), "plot": str(plot_path)}
+        typer.echo(json.dumps(body))
+        return
+    _print_report(saved, model, path, plot_path, beside=out is None)
+
+
+def _print_report(cal: Calibration, model: str, path: Path, plot: Path, *, beside: bool) -> None:
+    console = Console(soft_wrap=True)
+    console.print(
+        common.line(
+            "calibrated ",
+            common.literal(model, "bold"),
+            f" on {cal.rows} judged pairs ({cal.relevant} relevant) from ",
+            common.literal(cal.labels or "the labels"),
+        )
+    )
+    table = Table(
+        title=f"held-out error, {cal.folds}-fold cross-validation (lower is better)",
+        title_justify="left",
+    )
+    for name, justify in [("method", "left"), ("Brier", "right"), ("log loss", "right")]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("")
+    for name, held in cal.held_out.items():
+        chosen = "chosen" if name == cal.method else ""
+        table.add_row(name, f"{held.brier:.4f}", f"{held.log_loss:.4f}", chosen)
+    console.print(table)
+    console.print(
+        f"expected calibration error ({cal.bins} equal-width bins, held-out): "
+        f"{cal.ece_before:.3f} before (sigmoid) -> {cal.ece_after:.3f} after ({cal.method})"
+    )
+    for t in cal.thresholds:
+        console.print(_threshold_line(t))
+    console.print(common.line("wrote ", common.literal(path)))
+    console.print(common.line("wrote ", common.literal(plot), " (reliability diagram)"))
+    if beside:
+        console.print(
+            "Loading the model from its directory now applies it (--calibration none turns it "
+            "off): the library's and the server's scores are calibrated probabilities, raw "
+            "logits are unchanged."
+        )
+    else:
+        console.print(
+            common.line(
+                "Use it with --calibration ",
+                common.literal(path),
+                " (rankgate serve, rerank, search, info) or RANKGATE_CALIBRATION=",
+                common.literal(path),
+                " (any command, and the library).",
+            )
+        )
+
+
+def _threshold_line(t: Threshold) -> str:
+    stats = f"precision {t.precision:.3f}, recall {t.recall:.3f}, keeps {t.kept:.1%} of the pairs"
+    if t.met:
+        return (
+            f"{t.target} >= {t.goal:g}: keep scores >= {t.threshold:.4f} ({stats}); as a funnel "
+            f"rule: min_score = {t.threshold:.4f}"
+        )
+    return (
+        f"{t.target} >= {t.goal:g} cannot be met on these pairs; the best is scores >= "
+        f"{t.threshold:.4f} ({stats})"
+    )
