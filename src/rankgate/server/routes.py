@@ -19,6 +19,7 @@ from rankgate.server.errors import Dialect, rerank_dialect
 from rankgate.server.metrics import CONTENT_TYPE_LATEST
 from rankgate.server.protocol import cohere, tei, vllm, xinference
 from rankgate.server.protocol.errors import AnyError, error_responses
+from rankgate.server.state import Served
 
 __all__ = ["router"]
 
@@ -205,16 +206,17 @@ async def info(request: Request) -> Response:
             long_documents=model.long_documents,
             parameters=model.parameters,
             recipe=model.recipe,
-            models=[_served_model(name, served.reranker) for name, served in state.models.items()],
+            models=[_served_model(served) for served in state.models.values()],
         ),
     )
     return _json(out)
 
 
-def _served_model(name: str, reranker: Any) -> tei.ServedModel:
-    i = reranker.info()
+def _served_model(served: Served) -> tei.ServedModel:
+    i = served.reranker.info()
+    cache = served.service.cache
     return tei.ServedModel(
-        name=name,
+        name=served.name,
         model=i.model,
         backend=i.backend,
         device=i.device,
@@ -222,6 +224,7 @@ def _served_model(name: str, reranker: Any) -> tei.ServedModel:
         max_length=i.max_length,
         recipe=i.recipe,
         parameters=i.parameters,
+        cache_size=cache.max_bytes if cache is not None else 0,
     )
 
 

@@ -102,6 +102,8 @@ class ServedModel(BaseModel):
     max_length: int
     recipe: str | None = None
     parameters: int
+    cache_size: int = 0
+    """The score cache's memory bound in bytes (``--cache-size``); 0: no cache."""
 
 
 class RankgateDetails(BaseModel):
