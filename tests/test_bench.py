@@ -30,7 +30,12 @@ from rankgate.bench.measure import (
 )
 from rankgate.bench.models import ensure_model
 from rankgate.bench.server import ServerOptions, run_server_bench
-from rankgate.bench.workload import DEFAULT_SPREAD, NARROW_SPREAD, make_documents
+from rankgate.bench.workload import (
+    DEFAULT_SPREAD,
+    NARROW_SPREAD,
+    RepeatedRequests,
+    make_documents,
+)
 from rankgate.cli.bench import bench
 from rankgate.server import ServerSettings, create_app
 from rankgate.testing import KeywordBackend
@@ -245,6 +250,58 @@ def test_server_bench_drives_rankgate_serve(bench_model: Path, tmp_path: Path) -
     for level in ours["levels"]:
         assert level["errors"] == 0 and 1 <= level["requests"] <= 10 and level["p99_s"] > 0
     assert report["servers"]["infinity"]["levels"] == []
+
+
+@pytest.mark.slow
+def test_server_bench_runs_rankgate_with_the_cache_off_and_on(
+    bench_model: Path, tmp_path: Path
+) -> None:
+    options = ServerOptions(
+        model_dir=bench_model,
+        tiny=True,
+        docs=3,
+        clients=(1, 4),
+        duration_s=0.5,
+        max_requests=24,
+        servers=("rankgate",),
+        library_repeats=1,
+        repeat_share=0.5,
+        cache_size="1MiB",
+        out=tmp_path / "server.json",
+    )
+    console = Console(file=io.StringIO(), width=200)
+    report = run_server_bench(options, console)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Score cache off and on: 50% of requests repeat an earlier one" in output
+    assert "hit rate" in output and "of documents from the cache" in output
+    off, on = report["servers"]["rankgate"], report["servers"]["rankgate+cache"]
+    assert "--cache-size" in on["command"] and "--cache-size" not in off["command"]
+    assert [lv["clients"] for lv in on["levels"]] == [lv["clients"] for lv in off["levels"]]
+    for level in on["levels"]:
+        assert level["errors"] == 0 and 0 < level["hit_rate"] < 1  # repeats hit, new ones miss
+    assert all("hit_rate" not in level for level in off["levels"])
+
+
+def test_repeated_requests_repeat_earlier_ones_at_their_share() -> None:
+    pool = tuple(f"document {i}" for i in range(10))
+    work = RepeatedRequests("q", pool, docs=3, share=0.4)
+    bodies = [work.body(1, i) for i in range(2000)]
+    again = RepeatedRequests("q", pool, docs=3, share=0.4)
+    assert bodies == [again.body(1, i) for i in range(2000)]  # the same on every run
+    seen: set[str] = set()
+    repeats = 0
+    for body in bodies:
+        repeats += body["query"] in seen
+        seen.add(str(body["query"]))
+    assert 0.35 < repeats / len(bodies) < 0.45
+    assert work.body(2, 0) != work.body(1, 0)  # each load level has its own requests
+    assert RepeatedRequests("q", pool, docs=3, share=0.0).origin(1, 7) == 7
+    with pytest.raises(ValueError, match="repeat share"):
+        ServerOptions(repeat_share=1.0)
+    with pytest.raises(ValueError, match="not a size"):
+        ServerOptions(repeat_share=0.5, cache_size="lots")
+    assert ServerOptions(repeat_share=0.5).runs == ("rankgate", "rankgate+cache", "infinity")
+    assert ServerOptions().runs == ("rankgate", "infinity")
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.5:8080/rerank", "http://example.com/rerank"])

@@ -1,15 +1,18 @@
-"""32 clients on loopback at once: every answer is a 200 or a 429, scores equal the library's."""
+"""32 clients on loopback at once: every answer is a 200 or a 429, scores equal the library's,
+with the score cache off and on."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from rankgate import Reranker
+from rankgate.server import ServerSettings, create_app
 from rankgate.testing import SAMPLE_TEXT
 
 from .conftest import LiveServer, parse_metric
@@ -40,7 +43,25 @@ def batch_metrics(live: LiveServer) -> tuple[float, float]:
     return total, total - alone
 
 
-def test_concurrent_clients(model_server: LiveServer, tiny_library: Reranker) -> None:
+@pytest.fixture(scope="module")
+def cached_model_server(serve, tiny_model_dir: Path) -> LiveServer:  # type: ignore[no-untyped-def]
+    """The tiny model again, with a score cache: the clients repeat queries and documents."""
+    reranker = Reranker(str(tiny_model_dir), device="cpu", max_length=128, threads=1)
+    settings = ServerSettings(api_keys=["test-key"], batch_wait_ms=5, cache_size="16MiB")
+    return serve(create_app(settings, reranker))
+
+
+def cache_metric(live: LiveServer, name: str) -> float:
+    with live.client(headers={"Authorization": "Bearer test-key"}) as client:
+        return parse_metric(client.get("/metrics").text, f"rankgate_cache_{name}")
+
+
+@pytest.mark.parametrize("server", ["model_server", "cached_model_server"])
+def test_concurrent_clients(
+    server: str, request: pytest.FixtureRequest, tiny_library: Reranker
+) -> None:
+    model_server: LiveServer = request.getfixturevalue(server)
+    cached = server == "cached_model_server"
     before_total, before_shared = batch_metrics(model_server)
     results: list[tuple[str, list[str], httpx.Response]] = []
     threads = [
@@ -68,4 +89,15 @@ def test_concurrent_clients(model_server: LiveServer, tiny_library: Reranker) ->
     assert ok > 0
     total, shared = batch_metrics(model_server)
     assert total > before_total
-    assert shared > before_shared, "no model step held pairs of more than one request"
+    if not cached:
+        assert shared > before_shared, "no model step held pairs of more than one request"
+        return
+    # Each (query, document) pair was kept once however many clients asked for it at once,
+    # and most documents were answered from the cache.
+    assert cache_metric(model_server, "entries") <= len(QUERIES) * len(SAMPLE_TEXT)
+    hits, misses = (
+        cache_metric(model_server, "hits_total"),
+        cache_metric(model_server, "misses_total"),
+    )
+    assert hits > misses > 0
+    assert cache_metric(model_server, "bytes") <= cache_metric(model_server, "max_bytes")

@@ -36,6 +36,19 @@ def test_environment_and_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.api_keys == ["alpha", "beta"]
     assert s.port == 9001
     assert s.max_documents == 9  # explicit beats the environment
+    assert s.cache_size == 0  # off unless asked for
+
+
+@pytest.mark.parametrize(
+    ("given", "size"),
+    [("268435456", 1 << 28), ("256MiB", 1 << 28), ("1GB", 10**9), ("1.5 gib", 3 << 29), ("0", 0)],
+)
+def test_cache_size_takes_bytes_or_a_unit(
+    monkeypatch: pytest.MonkeyPatch, given: str, size: int
+) -> None:
+    monkeypatch.setenv("RANKGATE_CACHE_SIZE", given)
+    assert build_server_settings().cache_size == size
+    assert build_server_settings(cache_size="64KiB").cache_size == 65536
 
 
 @pytest.mark.parametrize(
@@ -44,6 +57,10 @@ def test_environment_and_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"port": 70000}, "port"),
         ({"batch_wait_ms": -1}, "batch_wait_ms"),
         ({"max_request_tokens": 10, "max_queue_tokens": 5}, "max_queue_tokens"),
+        ({"cache_size": "lots"}, "cache_size: .*'lots' is not a size"),
+        ({"cache_size": "512M"}, "cache_size: .*write MB or MiB"),
+        ({"cache_size": "-1GB"}, "cache_size"),
+        ({"cache_size": 256}, "cache_size: .*too small"),
     ],
 )
 def test_invalid_settings_name_the_field(overrides: dict[str, object], field: str) -> None:

@@ -6,10 +6,15 @@ serving the same local model directory offline with the same CPU threads. The lo
 ``POST /rerank`` with ``{"query", "documents"}`` (1 query × N documents), a body both servers
 speak. The library's own pairs/s on the same requests is measured first, in this process, for
 the "server keeps ≥ 90% of the library" ratio.
+
+With ``repeat_share`` above 0 the requests repeat earlier ones at that rate
+(:class:`~rankgate.bench.workload.RepeatedRequests`), and rankgate runs twice, with its score
+cache off and on (``--cache-size``): requests/s, p99 and the cache's hit rate side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import socket
@@ -17,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +40,17 @@ from rankgate.bench.models import default_model_dir, ensure_model, repo_root
 from rankgate.bench.workload import (
     DEFAULT_SPREAD,
     QUERY,
+    RepeatedRequests,
     check_spread,
     make_documents,
     token_counter,
 )
 
-__all__ = ["SERVERS", "ServerOptions", "run_server_bench"]
+__all__ = ["CACHED", "SERVERS", "ServerOptions", "run_server_bench"]
 
 SERVERS = ("rankgate", "infinity")
+CACHED = "rankgate+cache"
+"""rankgate with its score cache on: run next to rankgate when requests repeat."""
 POOL_DOCS = 64
 """Distinct documents the requests rotate through (so no cache could answer a repeat)."""
 
@@ -71,6 +79,10 @@ class ServerOptions:
     library_repeats: int = 3
     startup_timeout_s: float = 600.0
     request_timeout_s: float = 600.0
+    repeat_share: float = 0.0
+    """Share of requests that repeat an earlier one; above 0, rankgate also runs cached."""
+    cache_size: str = "256MiB"
+    """``--cache-size`` of the cached rankgate."""
     out: Path | None = None
 
     def __post_init__(self) -> None:
@@ -82,6 +94,20 @@ class ServerOptions:
         if self.docs < 1 or not self.clients or min(self.clients) < 1 or self.duration_s <= 0:
             raise ValueError("docs, clients and duration must be positive")
         check_spread(self.spread)
+        if not 0 <= self.repeat_share < 1:
+            raise ValueError(f"the repeat share must be in [0, 1), not {self.repeat_share}")
+        from rankgate.server.settings import parse_size
+
+        if parse_size(self.cache_size) <= 0:
+            raise ValueError("the cache size must be positive")
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The servers to run, in order: rankgate's cached run right after rankgate's."""
+        if self.repeat_share <= 0:
+            return self.servers
+        pairs = ((name, CACHED) if name == "rankgate" else (name,) for name in self.servers)
+        return tuple(name for pair in pairs for name in pair)
 
 
 @dataclass
@@ -90,6 +116,7 @@ class ServerRun:
 
     name: str
     levels: dict[int, LoadResult] = field(default_factory=dict)
+    hit_rates: dict[int, float] = field(default_factory=dict)
     startup_s: float | None = None
     skipped: str | None = None
     command: list[str] = field(default_factory=list)
@@ -102,12 +129,14 @@ def _free_port() -> int:
 
 
 def _command(name: str, model_dir: Path, port: int, options: ServerOptions) -> list[str]:
-    if name == "rankgate":
+    if name in ("rankgate", CACHED):
+        cache = ["--cache-size", options.cache_size] if name == CACHED else []
         return [
             sys.executable, "-m", "rankgate", "serve",
             "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
             "--device", "cpu", "--threads", str(options.threads), "--offline",
             "--log-level", "warning", "--request-timeout-s", str(options.request_timeout_s),
+            *cache,
         ]  # fmt: skip
     # infinity's defaults, on CPU with its torch engine; the disk cache is off (its default)
     # and stays off, since repeated requests must not be answered from a cache. Its start-up
@@ -199,13 +228,25 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
         {"query": QUERY, "documents": [pool[(i * k + j) % POOL_DOCS] for j in range(k)]}
         for i in range(POOL_DOCS)
     ]
+    repeated = RepeatedRequests(QUERY, tuple(pool), k, options.repeat_share)
+
+    def body(level: int, i: int) -> dict[str, Any]:
+        if options.repeat_share > 0:
+            return repeated.body(level, i)
+        return bodies[i % len(bodies)]
+
     host = machine()
     console.print(
         f"[bold]machine[/]: {host['cpu']}; {host['usable_cores']} usable cores; threads "
         f"{options.threads} per server; load average {host['loadavg'][0]:.2f}\n"
         f"[bold]model[/]: {model.path}; [bold]requests[/]: 1 query × {k} documents of "
         f"~{target} tokens (±{options.spread:.0%}); {options.duration_s:.0f} s per level "
-        "(then in-flight requests finish)",
+        "(then in-flight requests finish)"
+        + (
+            f"; {options.repeat_share:.0%} of requests repeat an earlier one"
+            if options.repeat_share > 0
+            else ""
+        ),
         highlight=False,
     )
     library = _library_pairs_per_s(model.path, bodies, options)
@@ -215,7 +256,7 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
     )
 
     runs = []
-    for name in options.servers:
+    for name in options.runs:
         run = ServerRun(name)
         runs.append(run)
         if name == "infinity" and not options.infinity_bin.exists():
@@ -234,7 +275,7 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
                     run.skipped = f"did not start: {exc}"
                     console.print(Text(f"{name} {run.skipped}", style="red"))
                     continue
-                _drive(run, f"{url}/rerank", bodies, options, console)
+                _drive(run, url, body, options, console)
     report = {
         "machine": host,
         "versions": package_versions(("rankgate", "torch", "transformers", "httpx")),
@@ -244,18 +285,24 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
         "duration_s": options.duration_s,
         "threads": options.threads,
         "library_pairs_per_s": library,
+        "repeat_share": options.repeat_share,
         "servers": {
             r.name: {
                 "command": r.command,
                 "startup_s": r.startup_s,
                 "skipped": r.skipped,
-                "levels": [lv.summary() for lv in r.levels.values()],
+                "levels": [
+                    {**lv.summary(), **({"hit_rate": r.hit_rates[c]} if c in r.hit_rates else {})}
+                    for c, lv in r.levels.items()
+                ],
             }
             for r in runs
         },
     }
     console.print()
     console.print(_table(runs, library))
+    if options.repeat_share > 0:
+        console.print(_cache_table(runs, options.repeat_share))
     _print_summary(console, runs, library, options)
     report["runtime_s"] = time.perf_counter() - started
     if options.out:
@@ -269,20 +316,18 @@ def run_server_bench(options: ServerOptions, console: Console | None = None) -> 
 def _drive(
     run: ServerRun,
     url: str,
-    bodies: list[dict[str, Any]],
+    body: Callable[[int, int], dict[str, Any]],
     options: ServerOptions,
     console: Console,
 ) -> None:
-    """Warm the server up (untimed), then run every concurrency level against it."""
-
-    def body(i: int) -> dict[str, Any]:
-        return bodies[i % len(bodies)]
-
+    """Warm the server up (untimed), then run every concurrency level against it; level ``n``
+    sends ``body(n, i)``. A cached rankgate also reports its hit rate per level."""
     levels = [(1, 2), *((c, options.max_requests) for c in options.clients)]
     for step, (clients, limit) in enumerate(levels):
+        before = _cache_counts(url) if run.name == CACHED else None
         result = run_load(
-            url,
-            body,
+            f"{url}/rerank",
+            functools.partial(body, step),
             clients=clients,
             pairs_per_request=options.docs,
             duration_s=options.duration_s,
@@ -292,11 +337,28 @@ def _drive(
         if step == 0:
             continue  # the warm-up: 2 requests, not reported
         run.levels[clients] = result
+        if before is not None:
+            hits, misses = (a - b for a, b in zip(_cache_counts(url), before, strict=True))
+            run.hit_rates[clients] = hits / (hits + misses) if hits + misses else 0.0
         console.print(
             f"  {run.name} × {clients} clients: {result.requests} requests "
             f"({result.errors} errors) in {result.elapsed_s:.1f} s",
             highlight=False,
         )
+
+
+def _cache_counts(url: str) -> tuple[float, float]:
+    """The score cache's hits and misses so far, from the server's /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30, trust_env=False).text
+    counts = {"rankgate_cache_hits_total": 0.0, "rankgate_cache_misses_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in counts:
+                counts[sample.name] += sample.value
+    return counts["rankgate_cache_hits_total"], counts["rankgate_cache_misses_total"]
 
 
 def _table(runs: list[ServerRun], library: float) -> Table:
@@ -329,6 +391,27 @@ def _table(runs: list[ServerRun], library: float) -> Table:
     return table
 
 
+def _cache_table(runs: list[ServerRun], share: float) -> Table:
+    by_name = {r.name: r for r in runs}
+    off, on = by_name.get("rankgate"), by_name.get(CACHED)
+    table = Table(title=f"Score cache off and on: {share:.0%} of requests repeat an earlier one")
+    for col in ("clients", "off req/s", "on req/s", "on/off", "off p99 s", "on p99 s", "hit rate"):
+        table.add_column(col, justify="right")
+    for clients, lv in (on.levels if on else {}).items():
+        base = off.levels.get(clients) if off else None
+        ratio = lv.requests_per_s / base.requests_per_s if base and base.requests_per_s else None
+        table.add_row(
+            str(clients),
+            f"{base.requests_per_s:.3f}" if base else "n/a",
+            f"{lv.requests_per_s:.3f}",
+            f"{ratio:.2f}×" if ratio is not None else "n/a",
+            f"{base.percentile_s(99):.3f}" if base else "n/a",
+            f"{lv.percentile_s(99):.3f}",
+            f"{on.hit_rates.get(clients, 0.0):.0%}" if on else "n/a",
+        )
+    return table
+
+
 def _print_summary(
     console: Console, runs: list[ServerRun], library: float, options: ServerOptions
 ) -> None:
@@ -350,6 +433,16 @@ def _print_summary(
             f"{theirs.percentile_s(99):.3f} s",
             highlight=False,
         )
+    cached = by_name.get(CACHED)
+    on = cached.levels.get(level) if cached else None
+    if on and ours and ours.requests_per_s and cached:
+        console.print(
+            f"at {level} clients, {options.repeat_share:.0%} of requests repeated: the score "
+            f"cache gives {on.requests_per_s / ours.requests_per_s:.2f}× the requests/s; p99 "
+            f"{on.percentile_s(99):.3f} s vs {ours.percentile_s(99):.3f} s; "
+            f"{cached.hit_rates.get(level, 0.0):.0%} of documents from the cache",
+            highlight=False,
+        )
     for run in runs:
         if run.startup_s is not None:
             console.print(f"{run.name}: ready in {run.startup_s:.0f} s; {' '.join(run.command)}")
@@ -357,6 +450,7 @@ def _print_summary(
         "req/s and pairs/s = answered requests (pairs) / time from the first request to the "
         "last answer; p50/p99 = latency percentiles of answered requests (with few requests "
         "p99 is close to the slowest one); % of library = server pairs/s over the library's "
-        "pairs/s on the same requests in this process; random weights: speed only.",
+        "pairs/s on the same requests in this process; hit rate = documents answered from the "
+        "score cache over documents looked up; random weights: speed only.",
         highlight=False,
     )

@@ -21,6 +21,7 @@ __all__ = [
     "DEVIATION_DOCS",
     "NARROW_SPREAD",
     "QUERY",
+    "RepeatedRequests",
     "Workload",
     "check_spread",
     "make_documents",
@@ -136,3 +137,47 @@ class Workload:
     def docs(self, n: int) -> list[str]:
         """The documents of the ``n``-document request."""
         return list(self.documents[:n])
+
+
+@dataclass(frozen=True)
+class RepeatedRequests:
+    """Requests of 1 query × ``docs`` documents of which about ``share`` repeat an earlier one.
+
+    Request ``i`` of a run (a load level) is, with probability ``share``, an exact copy of a
+    request drawn uniformly from the ones before it, else a new one: new requests differ in
+    their query (a number at its end) and take the next ``docs`` documents of ``pool``, so
+    nothing but a repeat is ever asked again. Each run has its own requests, and every server
+    gets the same ones in the same order.
+
+    Example:
+        >>> w = RepeatedRequests("q", ("a", "b", "c"), docs=2, share=0.5)
+        >>> w.body(0, 5) == w.body(0, w.origin(0, 5))
+        True
+    """
+
+    query: str
+    pool: tuple[str, ...]
+    docs: int
+    share: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share < 1:
+            raise ValueError(f"the repeat share must be at least 0 and below 1, not {self.share}")
+
+    def origin(self, run: int, i: int) -> int:
+        """The new request that request ``i`` of ``run`` is a copy of (itself when new)."""
+        while i > 0:
+            rng = random.Random(f"repeat {run}.{i}")  # the same draw on every run
+            if rng.random() >= self.share:
+                return i
+            i = rng.randrange(i)
+        return 0
+
+    def body(self, run: int, i: int) -> dict[str, object]:
+        """The JSON body of request ``i`` of ``run``."""
+        new = self.origin(run, i)
+        k, n = self.docs, len(self.pool)
+        return {
+            "query": f"{self.query} ({run}.{new})",
+            "documents": [self.pool[(new * k + j) % n] for j in range(k)],
+        }

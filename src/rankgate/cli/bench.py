@@ -209,6 +209,18 @@ def bench_server(
             "Default: the repo's .venv-infinity.",
         ),
     ] = None,
+    repeat_share: Annotated[
+        float,
+        _opt(
+            "REPEAT_SHARE",
+            "Share of requests that repeat an earlier one (0 to below 1). Above 0, rankgate runs "
+            "twice, with its score cache off and on, and the table shows both with the hit rate.",
+            min=0,
+        ),
+    ] = 0.0,
+    cache_size: Annotated[
+        str, _opt("CACHE_SIZE", "--cache-size of the cached rankgate (with --repeat-share).")
+    ] = "256MiB",
     model_dir: ModelDir = None,
     tiny: Tiny = False,
     short: Short = False,
@@ -218,13 +230,14 @@ def bench_server(
 ) -> None:
     """Load-test `rankgate serve` against infinity-emb on the same local model, one server at a
     time on 127.0.0.1: requests/s, pairs/s, p50 and p99 latency per concurrency level, and the
-    server's pairs/s against the library's on the same requests.
+    server's pairs/s against the library's on the same requests. With --repeat-share, rankgate
+    also runs with its score cache on, side by side with it off.
 
-    Example: rankgate bench-server --tiny --duration 5
+    Example: rankgate bench-server --tiny --duration 5 --repeat-share 0.5
     """
     common.quiet_libraries()
     with common.exits_on_error():
-        options = ServerOptions(
+        options = _server_options(
             model_dir=model_dir,
             tiny=tiny,
             docs=docs,
@@ -235,8 +248,18 @@ def bench_server(
             max_requests=max_requests,
             threads=threads,
             servers=_names(servers, SERVERS, "--servers"),
+            repeat_share=repeat_share,
+            cache_size=cache_size,
             out=out,
         )
         if infinity_bin is not None:  # else the options' own default, the repo's .venv-infinity
             options = dataclasses.replace(options, infinity_bin=infinity_bin)
         run_server_bench(options)
+
+
+def _server_options(**given: object) -> ServerOptions:
+    """ServerOptions, its ValueError shown as a usage error."""
+    try:
+        return ServerOptions(**given)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

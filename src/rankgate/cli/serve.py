@@ -47,6 +47,7 @@ LivenessStall = Annotated[float | None, _server("liveness_stall_s")]
 AutoTruncate = Annotated[bool | None, _server("auto_truncate")]
 TokenizerWorkers = Annotated[int | None, _server("tokenizer_workers")]
 Grace = Annotated[float | None, _server("shutdown_grace_s")]
+CacheSize = Annotated[str | None, _server("cache_size")]  # a size with its unit: 256MiB
 LogLevel = Annotated[str | None, _server("log_level")]
 
 
@@ -71,6 +72,7 @@ def serve(
     auto_truncate: AutoTruncate = None,
     tokenizer_workers: TokenizerWorkers = None,
     shutdown_grace_s: Grace = None,
+    cache_size: CacheSize = None,
     log_level: LogLevel = None,
     model: Annotated[
         list[str] | None,
@@ -162,6 +164,7 @@ def serve(
             auto_truncate=auto_truncate,
             tokenizer_workers=tokenizer_workers,
             shutdown_grace_s=shutdown_grace_s,
+            cache_size=cache_size,
             log_level=log_level,
         )
         options = dict(locals())

@@ -1,5 +1,6 @@
 """The model-agnostic engine: pair building, batching, scoring, ranking, the model queue."""
 
+from rankgate.engine.cache import CacheStats, ScoreCache
 from rankgate.engine.queue import ModelQueue, QueueLimits, QueueObserver
 from rankgate.engine.reranker import PreparedRequest, Reranker
 from rankgate.engine.service import (
@@ -11,6 +12,7 @@ from rankgate.engine.service import (
 )
 
 __all__ = [
+    "CacheStats",
     "ModelQueue",
     "PreparedRequest",
     "QueueLimits",
@@ -19,6 +21,7 @@ __all__ = [
     "RerankOutcome",
     "RerankService",
     "Reranker",
+    "ScoreCache",
     "ServiceLimits",
     "Timings",
 ]

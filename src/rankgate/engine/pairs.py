@@ -22,6 +22,10 @@ class DocPlan:
     truncated: bool
     query_truncated: bool
 
+    @property
+    def chunks(self) -> int:
+        return len(self.pairs)
+
 
 def window_starts(length: int, window: int, overlap: int, max_windows: int | None) -> list[int]:
     """Start offsets of windows of ``window`` tokens covering ``length`` tokens.
@@ -99,8 +103,12 @@ class PairBuilder:
         policy: LongDocumentPolicy | None = None,
         max_chunks: int | None = None,
         max_tokens_per_doc: int | None = None,
+        positions: Sequence[int] | None = None,
     ) -> list[DocPlan]:
         """Plan each (queries[i], documents[i]) pair; repeated queries are tokenized once.
+
+        ``positions`` are the documents' places in the caller's request, for error messages,
+        when these are only some of its documents (the ones a score cache did not hold).
 
         Raises:
             InstructionNotSupportedError: an instruction for a model without an instruction slot.
@@ -131,9 +139,10 @@ class PairBuilder:
         if max_tokens_per_doc is not None:
             doc_cap = min(doc_cap or max_tokens_per_doc + 1, max_tokens_per_doc + 1)
         d_ids = self.backend.tokenize(documents, doc_cap)
+        where = positions if positions is not None else range(len(documents))
         return [
             self._plan_one(i, q_ids[q], d, template, policy, max_chunks, max_tokens_per_doc)
-            for i, (q, d) in enumerate(zip(queries, d_ids, strict=True))
+            for i, q, d in zip(where, queries, d_ids, strict=True)
         ]
 
     def _window(self, query: int, template: PairTemplate) -> int:

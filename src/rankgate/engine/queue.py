@@ -231,6 +231,11 @@ class ModelQueue:
         return self._queued_pairs
 
     @property
+    def closing(self) -> bool:
+        """:meth:`close` was called: no new work is taken."""
+        return self._closing
+
+    @property
     def alive(self) -> bool:
         """The worker thread is running (it stops only after :meth:`close`)."""
         return self._thread.is_alive()

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from rankgate.engine.segments import Granularity
 from rankgate.errors import RankgateError, UnavailableError
 from rankgate.types import DEFAULT_MAX_LENGTH, Document, LongDocumentPolicy, ModelInfo, RerankResult
 
-__all__ = ["PreparedRequest", "Reranker"]
+__all__ = ["DocFacts", "PreparedRequest", "Reranker"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,19 @@ class PreparedRequest:
     @property
     def input_tokens(self) -> int:
         return sum(len(pair) for plan in self.plans for pair in plan.pairs)
+
+
+class DocFacts(Protocol):
+    """What a result tells of how its document was read: a :class:`DocPlan`, or a cached score."""
+
+    @property
+    def truncated(self) -> bool: ...
+
+    @property
+    def chunks(self) -> int: ...
+
+    @property
+    def tokens(self) -> int: ...
 
 
 class Reranker:
@@ -220,8 +233,12 @@ class Reranker:
         max_chunks: int | None = None,
         max_tokens_per_doc: int | None = None,
         instruction: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> PreparedRequest:
         """Validate and tokenize a rerank request without scoring it.
+
+        ``positions``: where ``documents`` sit in the caller's request when they are only some
+        of its documents, so that an error names the caller's index.
 
         Raises:
             InputError: empty query, no documents, a malformed document, an instruction for a
@@ -236,6 +253,7 @@ class Reranker:
             policy=long_documents,
             max_chunks=max_chunks,
             max_tokens_per_doc=max_tokens_per_doc,
+            positions=positions,
         )
         self._warn_cut(plans)
         return PreparedRequest(documents, plans)
@@ -251,6 +269,18 @@ class Reranker:
         """Fold window logits back into ranked documents."""
         plans = prepared.plans
         raw = aggregate_max(logits, [len(p.pairs) for p in plans])
+        return self.ranked(prepared.documents, raw, plans, top_n=top_n, normalize=normalize)
+
+    def ranked(
+        self,
+        documents: Sequence[Document],
+        raw: np.ndarray,
+        facts: Sequence[DocFacts],
+        *,
+        top_n: int | None = None,
+        normalize: bool = True,
+    ) -> list[RerankResult]:
+        """Ranked results from one raw (aggregated) logit per document and how each was read."""
         scores = self.relevance(raw) if normalize else raw.astype(np.float64)
         # An isotonic calibration gives one probability to a whole range of logits: order by
         # the logit, so that calibrating never reorders documents.
@@ -259,10 +289,10 @@ class Reranker:
             RerankResult(
                 index=i,
                 score=float(scores[i]),
-                document=prepared.documents[i],
-                truncated=plans[i].truncated,
-                chunks=len(plans[i].pairs),
-                tokens=plans[i].tokens,
+                document=documents[i],
+                truncated=facts[i].truncated,
+                chunks=facts[i].chunks,
+                tokens=facts[i].tokens,
             )
             for i in rank_order(order_by.tolist(), top_n)
         ]

@@ -6,6 +6,11 @@ queue (429 with ``Retry-After`` when it is full), tokenization in worker threads
 token limit, a deadline (the request stops computing once it passed), the queue's batching and
 cancellation, and ranking health. Nothing here knows HTTP: limits are explicit and observers are
 plain callables, so the server, Ray Serve and tests build one the same way.
+
+With a :class:`~rankgate.engine.cache.ScoreCache`, rerank and pair scoring look every document
+up first (after the same validation) and tokenize and score only what the cache does not hold;
+a request the cache answers whole never waits for admission or the queue. Results, usage and
+errors are those of the same request without the cache.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import numpy as np
 
+from rankgate.engine.cache import ScoreCache
+from rankgate.engine.cached import Lookup, model_fingerprint
 from rankgate.engine.explain import DEFAULT_MAX_SEGMENTS, Explanation, assemble, occlusions
 from rankgate.engine.queue import ModelQueue, Priority, QueueLimits, QueueObserver
-from rankgate.engine.reranker import PreparedRequest, Reranker
+from rankgate.engine.reranker import DocFacts, PreparedRequest, Reranker
 from rankgate.engine.scoring import aggregate_max
 from rankgate.engine.segments import Granularity
 from rankgate.errors import (
@@ -32,7 +39,7 @@ from rankgate.errors import (
     TooManyDocumentsError,
     UnavailableError,
 )
-from rankgate.types import Document, RerankResult
+from rankgate.types import Document, LongDocumentPolicy, RerankResult
 
 __all__ = [
     "RankedObserver",
@@ -51,7 +58,11 @@ RankedObserver = Callable[[list[float], bool], None]
 
 @dataclass
 class Timings:
-    """Seconds spent per phase of one request; feeds histograms, headers and the access log."""
+    """Seconds spent per phase of one request; feeds histograms, headers and the access log.
+
+    ``tokens`` are the model input tokens computed for it (documents the score cache answered
+    cost none); ``documents`` every document ranked.
+    """
 
     started: float = field(default_factory=time.perf_counter)
     tokenize: float = 0.0
@@ -83,6 +94,9 @@ class RerankCall:
 
 @dataclass(frozen=True, slots=True)
 class RerankOutcome:
+    """Ranked results, and the model tokens of all the request's pairs (its usage), whether
+    they were computed or came from the score cache."""
+
     results: list[RerankResult]
     input_tokens: int
 
@@ -118,6 +132,7 @@ class RerankService:
         queue: the started model queue that owns the model thread.
         limits: per-request limits.
         on_ranked: observer of each ranked request (ranking health).
+        cache: scores kept for later requests (None: every document is scored).
 
     Example:
         >>> service = RerankService(reranker, queue, ServiceLimits())        # doctest: +SKIP
@@ -130,11 +145,16 @@ class RerankService:
         queue: ModelQueue,
         limits: ServiceLimits | None = None,
         on_ranked: RankedObserver | None = None,
+        cache: ScoreCache | None = None,
     ) -> None:
         self.reranker = reranker
         self.queue = queue
         self.limits = limits or ServiceLimits()
         self._on_ranked = on_ranked
+        self.cache = cache
+        # Computed once: it names this model in every key, so a cache shared by several
+        # services never answers one model with another's scores.
+        self._fingerprint = model_fingerprint(reranker) if cache is not None else b""
         self._tokenizers = ThreadPoolExecutor(
             self.limits.tokenizer_workers, thread_name_prefix="rankgate-tokenize"
         )
@@ -150,10 +170,15 @@ class RerankService:
         *,
         observer: QueueObserver | None = None,
         on_ranked: RankedObserver | None = None,
+        cache: ScoreCache | None = None,
     ) -> RerankService:
         """A service over its own, started model queue (closed with the service).
 
         ``queue_limits`` defaults to one forward pass per step and a queue of 1M tokens.
+
+        Example:
+            >>> cache = ScoreCache(256 << 20)  # keep up to 256 MiB of scores
+            >>> service = RerankService.start(reranker, cache=cache)  # doctest: +SKIP
         """
         queue = ModelQueue(
             reranker.score_encoded,
@@ -161,7 +186,7 @@ class RerankService:
             observer,
         )
         queue.start()
-        service = cls(reranker, queue, limits, on_ranked)
+        service = cls(reranker, queue, limits, on_ranked, cache)
         service._owns_queue = True
         return service
 
@@ -287,16 +312,14 @@ class RerankService:
         self, call: RerankCall, timings: Timings, priority: Priority
     ) -> RerankOutcome:
         self._check_count(len(call.documents))
-        self.queue.check_admission(0, priority)  # refuse before spending time on tokenization
-        prepared = await self._tokenize(timings, lambda: [self._prepare(call)])
-        logits = await self._submit(prepared, timings, priority, isolated=call.isolated)
-        ranked = self.reranker.finish(prepared[0], logits[0], normalize=call.normalize)
+        [(raw, facts)], tokens = await self._scored([call], timings, priority, call.isolated)
+        ranked = self.reranker.ranked(call.documents, raw, facts, normalize=call.normalize)
         if self._on_ranked is not None:
             # Every document's score in the order sent (the retrieval order), before top_n.
             sent_order = sorted(ranked, key=lambda r: r.index)
             self._on_ranked([r.score for r in sent_order], call.normalize)
         results = ranked if call.top_n is None else ranked[: call.top_n]
-        return RerankOutcome(results, prepared[0].input_tokens)
+        return RerankOutcome(results, tokens)
 
     async def _score_pairs(
         self,
@@ -311,24 +334,48 @@ class RerankService:
         if not documents:
             raise NoDocumentsError("no documents were given; send at least one")
         self._check_count(len(documents))
-        self.queue.check_admission(0)
         groups: dict[str, list[int]] = {}
         for i, query in enumerate(queries):
             groups.setdefault(query, []).append(i)
-
-        def prepare_all() -> list[PreparedRequest]:
-            return [
-                self._prepare(RerankCall(q, [documents[i] for i in idx], instruction=instruction))
-                for q, idx in groups.items()
-            ]
-
-        prepared = await self._tokenize(timings, prepare_all)
-        logits = await self._submit(prepared, timings, "normal")
+        calls = [
+            RerankCall(q, [documents[i] for i in idx], instruction=instruction)
+            for q, idx in groups.items()
+        ]
+        scored, tokens = await self._scored(calls, timings, "normal")
         scores = [0.0] * len(documents)
-        for idx, prep, lg in zip(groups.values(), prepared, logits, strict=True):
-            for result in self.reranker.finish(prep, lg, normalize=normalize):
+        for idx, call, (raw, facts) in zip(groups.values(), calls, scored, strict=True):
+            for result in self.reranker.ranked(call.documents, raw, facts, normalize=normalize):
                 scores[idx[result.index]] = result.score
-        return scores, sum(p.input_tokens for p in prepared)
+        return scores, tokens
+
+    async def _scored(
+        self,
+        calls: list[RerankCall],
+        timings: Timings,
+        priority: Priority,
+        isolated: bool = False,
+    ) -> tuple[list[tuple[np.ndarray, Sequence[DocFacts]]], int]:
+        """Each call's raw (aggregated) scores and how each document was read, and the model
+        tokens of all their pairs (computed or cached: what the request is worth)."""
+        # A listwise model's scores depend on the whole candidate set: none is kept alone.
+        if self.cache is not None and not isolated:
+            if self.queue.closing:  # even what the cache holds: the service is going away
+                raise UnavailableError("the server is shutting down")
+            lookups = await self._look_up(calls, timings, priority)
+            missing = [lookup.prepared for lookup in lookups if lookup.prepared is not None]
+            logits = iter(await self._submit(missing, timings, priority) if missing else [])
+            scored: list[tuple[np.ndarray, Sequence[DocFacts]]] = [
+                lookup.complete(self.cache, next(logits) if lookup.prepared else None)
+                for lookup in lookups
+            ]
+            return scored, sum(lookup.input_tokens for lookup in lookups)
+        self.queue.check_admission(0, priority)  # refuse before spending time tokenizing
+        prepared = await self._tokenize(timings, lambda: [self._prepare(c) for c in calls])
+        window_logits = await self._submit(prepared, timings, priority, isolated=isolated)
+        return [
+            (aggregate_max(lg, [plan.chunks for plan in p.plans]), p.plans)
+            for p, lg in zip(prepared, window_logits, strict=True)
+        ], sum(p.input_tokens for p in prepared)
 
     async def _explain(
         self,
@@ -366,15 +413,59 @@ class RerankService:
         prepared = await loop.run_in_executor(self._tokenizers, work)
         timings.tokenize = time.perf_counter() - started
         tokens = sum(p.input_tokens for p in prepared)
+        self._check_tokens(tokens)
+        timings.tokens = tokens
+        timings.documents = sum(len(p.plans) for p in prepared)
+        return prepared
+
+    def _check_tokens(self, tokens: int) -> None:
         if tokens > self.limits.max_request_tokens:
             raise InputTooLongError(
                 f"the request needs {tokens} tokens after chunking; the limit is "
                 f"{self.limits.max_request_tokens} (send fewer or shorter documents, or set "
                 "max_chunks_per_doc / max_tokens_per_doc)"
             )
-        timings.tokens = tokens
-        timings.documents = sum(len(p.plans) for p in prepared)
-        return prepared
+
+    async def _look_up(
+        self, calls: list[RerankCall], timings: Timings, priority: Priority
+    ) -> list[Lookup]:
+        """Each call's documents looked up, after the validation ``prepare`` does, and the
+        missing ones tokenized (in a worker thread). Admission is asked only when something is
+        missing: a request the cache answers whole needs no room in the queue."""
+        cache = self.cache
+        assert cache is not None
+        admitted: list[bool] = []
+
+        def admit() -> None:
+            if not admitted:
+                self.queue.check_admission(0, priority)  # before tokenizing
+                admitted.append(True)
+
+        def work() -> list[Lookup]:
+            return [
+                Lookup.request(
+                    cache,
+                    self.reranker,
+                    self._fingerprint,
+                    call.query,
+                    call.documents,
+                    rank_fields=call.rank_fields,
+                    instruction=call.instruction,
+                    **self._long_options(call),
+                    admit=admit,
+                )
+                for call in calls
+            ]
+
+        started = time.perf_counter()
+        lookups = await asyncio.get_running_loop().run_in_executor(self._tokenizers, work)
+        timings.tokenize = time.perf_counter() - started
+        # The limit is on what the request needs, as without the cache: whether a request is
+        # refused never depends on what earlier requests left in the cache.
+        self._check_tokens(sum(lookup.input_tokens for lookup in lookups))
+        timings.tokens = sum(lookup.computed_tokens for lookup in lookups)
+        timings.documents = sum(len(lookup.keys) for lookup in lookups)
+        return lookups
 
     async def _submit(
         self,
@@ -394,14 +485,26 @@ class RerankService:
             start += n
         return out
 
-    def _prepare(self, call: RerankCall) -> PreparedRequest:
+    def _long_options(self, call: RerankCall) -> _LongOptions:
+        """The long-document options ``prepare`` gets (policy None: the model's)."""
         truncate = self.limits.auto_truncate if call.truncate is None else call.truncate
+        return {
+            "long_documents": None if truncate else "reject",
+            "max_chunks": call.max_chunks,
+            "max_tokens_per_doc": call.max_tokens_per_doc,
+        }
+
+    def _prepare(self, call: RerankCall) -> PreparedRequest:
         return self.reranker.prepare(
             call.query,
             call.documents,
             rank_fields=call.rank_fields,
-            long_documents=None if truncate else "reject",
-            max_chunks=call.max_chunks,
-            max_tokens_per_doc=call.max_tokens_per_doc,
             instruction=call.instruction,
+            **self._long_options(call),
         )
+
+
+class _LongOptions(TypedDict):
+    long_documents: LongDocumentPolicy | None
+    max_chunks: int | None
+    max_tokens_per_doc: int | None

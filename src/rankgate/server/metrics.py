@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from rankgate.engine.cache import CacheStats
 from rankgate.engine.queue import QueueObserver
 from rankgate.engine.service import Timings
 
@@ -98,6 +101,12 @@ class ServerMetrics:
         self.queue_tokens = Gauge("rankgate_queue_tokens", "Tokens waiting.", m, registry=r)
         self.queue_pairs = Gauge("rankgate_queue_pairs", "Pairs waiting.", m, registry=r)
         self.in_flight = Gauge("rankgate_requests_in_flight", "Requests being served.", registry=r)
+        self._caches = _CacheCollector()
+        r.register(self._caches)
+
+    def watch_cache(self, model: str, stats: Callable[[], CacheStats]) -> None:
+        """Read a model's score cache counters when scraped."""
+        self._caches.stats[model] = stats
 
     def watch_prefix_saved(self, model: str, saved: Callable[[], float]) -> None:
         """Read a model's count of shared-prefix tokens saved when scraped."""
@@ -153,3 +162,43 @@ class _ModelObserver(QueueObserver):
 
     def on_cancelled(self, tokens: int, stage: Literal["queued", "running"]) -> None:
         self.m.cancelled_tokens.labels(self.model, stage).inc(tokens)
+
+
+class _CacheCollector(Collector):
+    """``rankgate_cache_*`` per model, read from each score cache's own counters when scraped
+    (they are exact there; nothing is counted twice)."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Callable[[], CacheStats]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        m = ["model"]
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            "hits": CounterMetricFamily(
+                "rankgate_cache_hits", "Documents whose score the score cache held.", labels=m
+            ),
+            "misses": CounterMetricFamily(
+                "rankgate_cache_misses",
+                "Documents looked up in the score cache and not found (then scored).",
+                labels=m,
+            ),
+            "evictions": CounterMetricFamily(
+                "rankgate_cache_evictions",
+                "Scores dropped, least recently used first, to stay within --cache-size.",
+                labels=m,
+            ),
+            "bytes": GaugeMetricFamily(
+                "rankgate_cache_bytes", "Memory the score cache holds (entries, table).", labels=m
+            ),
+            "entries": GaugeMetricFamily(
+                "rankgate_cache_entries", "Scores in the score cache.", labels=m
+            ),
+            "max_bytes": GaugeMetricFamily(
+                "rankgate_cache_max_bytes", "The score cache's memory bound.", labels=m
+            ),
+        }
+        for model, read in self.stats.items():
+            snap = read()
+            for name, family in families.items():
+                family.add_metric([model], getattr(snap, name))
+        yield from families.values()

@@ -19,6 +19,7 @@ from rankgate.server.errors import Dialect, rerank_dialect
 from rankgate.server.metrics import CONTENT_TYPE_LATEST
 from rankgate.server.protocol import cohere, tei, vllm, xinference
 from rankgate.server.protocol.errors import AnyError, error_responses
+from rankgate.server.state import Served
 
 __all__ = ["router"]
 
@@ -207,16 +208,17 @@ async def info(request: Request) -> Response:
             recipe=model.recipe,
             calibration=model.calibration,
             calibration_file=model.calibration_file,
-            models=[_served_model(name, served.reranker) for name, served in state.models.items()],
+            models=[_served_model(served) for served in state.models.values()],
         ),
     )
     return _json(out)
 
 
-def _served_model(name: str, reranker: Any) -> tei.ServedModel:
-    i = reranker.info()
+def _served_model(served: Served) -> tei.ServedModel:
+    i = served.reranker.info()
+    cache = served.service.cache
     return tei.ServedModel(
-        name=name,
+        name=served.name,
         model=i.model,
         backend=i.backend,
         device=i.device,
@@ -226,6 +228,7 @@ def _served_model(name: str, reranker: Any) -> tei.ServedModel:
         parameters=i.parameters,
         calibration=i.calibration,
         calibration_file=i.calibration_file,
+        cache_size=cache.max_bytes if cache is not None else 0,
     )
 
 

@@ -8,6 +8,7 @@ default. The environment is read when an object is built, never at import time.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -15,7 +16,39 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rankgate.errors import ConfigError
 
-__all__ = ["ServerSettings", "build_server_settings"]
+__all__ = ["ServerSettings", "build_server_settings", "parse_size"]
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{p}b": 1000**n for n, p in enumerate("kmgt", 1)},
+    **{f"{p}ib": 1024**n for n, p in enumerate("kmgt", 1)},
+    **{f"{p}i": 1024**n for n, p in enumerate("kmgt", 1)},  # Kubernetes' Mi, Gi
+}
+MIN_CACHE_BYTES = 64 * 1024
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"268435456"``, ``"256MiB"``, ``"1GB"``, ``"1.5 GiB"``: kB/MB/GB/TB are
+    powers of 1000, KiB/MiB/GiB/TiB (or Ki/Mi/Gi/Ti) powers of 1024; case does not matter.
+
+    Raises:
+        ValueError: not a size, or a bare K/M/G/T (which could mean either).
+    """
+    found = _SIZE.fullmatch(text)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in _UNITS:
+        hint = (
+            f"; {unit.upper()!r} could mean 1000 or 1024: write {unit.upper()}B or {unit.upper()}iB"
+            if found is not None and unit in ("k", "m", "g", "t")
+            else ""
+        )
+        raise ValueError(
+            f"{text!r} is not a size: give bytes, or a number with a unit such as 256MiB or "
+            f"1GB{hint}"
+        )
+    return int(float(found.group(1)) * _UNITS[unit])
 
 
 class ServerSettings(BaseSettings):
@@ -132,6 +165,16 @@ class ServerSettings(BaseSettings):
         "requests have this many seconds to finish; what still runs at the deadline gets 503 "
         "and the process exits within this many seconds of the signal.",
     )
+    cache_size: int = Field(
+        0,
+        ge=0,
+        description="Memory for the score cache of each served model: bytes, or a size such as "
+        "256MiB or 1GB; 0: off. A document scored before (same model, options, instruction, "
+        "query and text) skips tokenization and the model, and its kept score comes back bit for "
+        "bit; a request the cache answers whole never waits in the queue. The least recently "
+        "used scores go first.",
+        json_schema_extra={"default_text": "0 (off)"},
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level: debug, info, warning or error."
     )
@@ -148,6 +191,21 @@ class ServerSettings(BaseSettings):
     def _no_blank_keys(cls, value: list[str]) -> list[str]:
         if any(not k.strip() for k in value):
             raise ValueError("an API key is empty")
+        return value
+
+    @field_validator("cache_size", mode="before")
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("cache_size")
+    @classmethod
+    def _cache_holds_something(cls, value: int) -> int:
+        if 0 < value < MIN_CACHE_BYTES:
+            raise ValueError(
+                f"{value} bytes is too small for a score cache (at least 64KiB; 0: off); "
+                "did you mean a unit, such as 256MiB?"
+            )
         return value
 
     @model_validator(mode="after")

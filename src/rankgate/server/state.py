@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rankgate.backends.base import physical_cores
-from rankgate.engine import ModelQueue, QueueLimits, Reranker, RerankService, ServiceLimits
+from rankgate.engine import (
+    ModelQueue,
+    QueueLimits,
+    Reranker,
+    RerankService,
+    ScoreCache,
+    ServiceLimits,
+)
 from rankgate.errors import ConfigError, RankgateError, UnavailableError
 from rankgate.funnel.factory import build_funnel
 from rankgate.funnel.funnel import Funnel
@@ -220,6 +227,10 @@ class ServerState:
             name, lambda: float(getattr(backend, "shared_prefix_tokens_saved", 0))
         )
         queue.start()
+        # Its own cache per model: one model's traffic never evicts another's scores.
+        cache = ScoreCache(s.cache_size) if s.cache_size else None
+        if cache is not None:
+            self.metrics.watch_cache(name, cache.stats)
         service = RerankService(
             reranker,
             queue,
@@ -232,6 +243,7 @@ class ServerState:
                 probe_timeout_s=min(10.0, s.request_timeout_s),
             ),
             on_ranked=self._observe_ranking,
+            cache=cache,
         )
         return Served(name, reranker, queue, service)
 

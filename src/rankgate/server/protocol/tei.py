@@ -110,6 +110,8 @@ class ServedModel(BaseModel):
         "(rankgate calibrate); null: the sigmoid of the logit.",
     )
     calibration_file: str | None = Field(None, description="The calibration file in use.")
+    cache_size: int = 0
+    """The score cache's memory bound in bytes (``--cache-size``); 0: no cache."""
 
 
 class RankgateDetails(BaseModel):
