@@ -55,8 +55,8 @@ def build_tokenizer(
 
     The vocabulary is counted from ``texts`` (default :data:`SAMPLE_TEXT`; every character, and
     every word of up to eight characters, scored by log frequency) rather than trained:
-    ``tokenizers``' trainer picks different pieces from run to run, and so would the scores of every test model. The
-    pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's
+    ``tokenizers``' trainer picks different pieces from run to run, and so would the scores of
+    every test model. The pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's
     own pipeline around them, so the saved ``tokenizer.json`` is exactly what transformers 4
     and 5 both load.
     """
