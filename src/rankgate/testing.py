@@ -53,12 +53,12 @@ def build_tokenizer(
 ) -> None:
     """Write a small Unigram tokenizer laid out as XLM-R's to ``out``, the same on every run.
 
-    The vocabulary is counted from ``texts`` (default :data:`SAMPLE_TEXT`; every character, and
-    every word of up to eight characters, scored by log frequency) rather than trained:
+    The vocabulary is counted from ``texts`` (default :data:`SAMPLE_TEXT`; every character,
+    and every word of up to eight characters, scored by log frequency) rather than trained:
     ``tokenizers``' trainer picks different pieces from run to run, and so would the scores of
-    every test model. The pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``, which builds XLM-R's
-    own pipeline around them, so the saved ``tokenizer.json`` is exactly what transformers 4
-    and 5 both load.
+    every test model. The pieces are handed to transformers' ``XLMRobertaTokenizer(vocab=...)``,
+    which builds XLM-R's own pipeline around them, so the saved ``tokenizer.json`` is exactly
+    what transformers 4 and 5 both load.
     """
     from transformers import XLMRobertaTokenizer
 
