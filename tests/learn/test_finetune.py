@@ -233,3 +233,32 @@ def test_fine_tuning_learns_a_task_from_chance_to_nearly_perfect(tmp_path: Path)
     assert result.before.measures["nDCG@10"] < 0.45  # chance: 1 relevant among 20
     assert result.after.measures["nDCG@10"] >= 0.9
     assert result.after.measures["RR@10"] > result.before.measures["RR@10"]
+
+
+def test_scoring_with_another_max_length_than_training_warns(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "tuned"
+    finetune(str(tiny_model), _rows(), out, options=_quick(), max_length=64)
+    assert json.loads((out / FINETUNE_FILE).read_text())["max_length"] == 64
+    with caplog.at_level("WARNING", logger="rankgate.engine.reranker"):
+        Reranker(str(out), max_length=64)
+    assert "fine-tuned" not in caplog.text
+    with caplog.at_level("WARNING", logger="rankgate.engine.reranker"):
+        Reranker(str(out), max_length=256)
+    assert "fine-tuned on pairs cut to 64 tokens" in caplog.text
+
+
+def test_gradient_checkpointing_and_onnx_export_of_the_output(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from rankgate.backends.onnx_export import export_onnx
+
+    out = tmp_path / "tuned"
+    finetune(str(tiny_model), _rows(), out, options=_quick(gradient_checkpointing=True))
+    onnx_dir = tmp_path / "onnx"
+    export_onnx(str(out), onnx_dir, optimize=False)
+    pairs = [(QUERY, d) for d in DOCUMENTS]
+    torch_scores = Reranker(str(out)).compute_score(pairs)
+    onnx_scores = Reranker(str(onnx_dir), backend="onnx").compute_score(pairs)
+    assert onnx_scores == pytest.approx(torch_scores, abs=1e-4)

@@ -145,14 +145,13 @@ def calibrate_command(
 ) -> None:
     """Calibrate MODEL's scores to the probability that a document is relevant.
 
-    Scores the judged pairs as the model serves them (give the --max-length and
-    --long-documents you serve with), fits Platt scaling and isotonic regression, and keeps
-    the one with the lower held-out Brier score. Writes it as JSON with a reliability diagram,
-    and reports the expected calibration error (ECE) before (the model's sigmoid) and after.
+    The judged pairs are scored as the model serves them (same --max-length).
+    Platt scaling and isotonic regression are fitted; the lower held-out Brier
+    score wins. Writes the calibration (JSON) and a reliability diagram (PNG),
+    and reports the expected calibration error before and after. The library,
+    rankgate serve and the funnel's min_score rule then use the calibration.
 
-    The library, rankgate serve and the funnel's min_score rule then use the calibrated
-    score; raw logits stay available. Example: rankgate calibrate ./my-model --labels
-    judged.jsonl --precision 0.9
+    Example: rankgate calibrate ./my-model --labels judged.jsonl --precision 0.9
     """
     with common.exits_on_error():
         path = _output(model, out)

@@ -193,9 +193,12 @@ def finetune(
 ) -> None:
     """Fine-tune a cross-encoder (bge-reranker-v2-m3 and other one-logit encoders).
 
-    Pairs are built and cut exactly as inference builds them (same --max-length). The output is
-    a plain checkpoint that FlagReranker, sentence-transformers' CrossEncoder,
-    text-embeddings-inference, vLLM and rankgate (serve, export) load unchanged.
+    Pairs are built and cut exactly as inference builds them (same --max-length).
+    With --index-dir, hard negatives are mined from your own first stage.
+    The output is a plain checkpoint that FlagReranker, CrossEncoder, TEI and
+    vLLM load unchanged.
+
+    Example: rankgate finetune ./model --train t.jsonl --index-dir idx --out tuned
     """
     from rankgate.learn import finetune as run_finetune
     from rankgate.learn import (

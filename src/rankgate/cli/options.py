@@ -127,9 +127,14 @@ def _marker(name: str) -> tuple[str, str]:
 
 def _settings_classes() -> dict[str, type[BaseModel]]:
     from rankgate.config import RerankerSettings
+    from rankgate.learn.finetune import FinetuneOptions
     from rankgate.server.settings import ServerSettings
 
-    return {"ServerSettings": ServerSettings, "RerankerSettings": RerankerSettings}
+    return {
+        "ServerSettings": ServerSettings,
+        "RerankerSettings": RerankerSettings,
+        "FinetuneOptions": FinetuneOptions,
+    }
 
 
 def with_reference(text: str) -> str:
@@ -143,7 +148,7 @@ def with_reference(text: str) -> str:
     return text
 
 
-REFERENCE_DOCS = ("README.md", "docs/http-api.md")
+REFERENCE_DOCS = ("README.md", "docs/http-api.md", "docs/finetuning.md")
 """The documents that hold generated settings tables, relative to the repository."""
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -109,6 +111,7 @@ class Reranker:
         s = self.settings
         default = getattr(self.backend, "default_max_length", DEFAULT_MAX_LENGTH)
         self.max_length = s.max_length or min(default, self.backend.model_max_length)
+        _warn_if_trained_shorter(getattr(self.backend, "model_dir", None), self.max_length)
         # Subtracted before the sigmoid (mxbai-rerank-v2's calibration); 0 for most models.
         self.score_offset = float(getattr(self.backend, "score_offset", 0.0))
         self.calibration: Calibration | None = load_calibration(
@@ -384,6 +387,28 @@ class Reranker:
         cut = sum(p.truncated for p in plans)
         if cut:
             log.info("%d of %d documents were truncated", cut, len(plans))
+
+
+FINETUNE_RECORD = "rankgate-finetune.json"
+"""What ``rankgate finetune`` writes beside the weights it trained (base model, max_length, ...)."""
+
+
+def _warn_if_trained_shorter(model_dir: object, max_length: int) -> None:
+    """Warn when a model rankgate fine-tuned scores pairs cut differently than it trained on."""
+    if model_dir is None:
+        return
+    try:
+        trained = json.loads((Path(str(model_dir)) / FINETUNE_RECORD).read_text())["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if trained != max_length:
+        log.warning(
+            "this model was fine-tuned on pairs cut to %s tokens but scores with max_length %d; "
+            "pass max_length=%s to score pairs as it was trained",
+            trained,
+            max_length,
+            trained,
+        )
 
 
 def _default_pass_cost(device: str, parameters: int, batch_tokens: int) -> int:

@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rankgate.backends.base import EncodedPair, pad_batch
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine import Reranker
+from rankgate.engine.reranker import FINETUNE_RECORD
 from rankgate.errors import ConfigError, MissingDependencyError, TrainingDataError
 from rankgate.learn.data import TrainingRow, check_rows
 from rankgate.learn.report import DevReport, dev_report
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 Loss = Literal["group-ce", "bce", "distill"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
-FINETUNE_FILE = "rankgate-finetune.json"
+FINETUNE_FILE = FINETUNE_RECORD
 """Written beside the fine-tuned weights: the base model, the data, the options, the reports."""
 
 # Everything of a model directory but its weights and config: the tokenizer, in every layout.
