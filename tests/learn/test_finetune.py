@@ -15,7 +15,14 @@ import pytest
 
 from rankgate import Reranker
 from rankgate.errors import ConfigError, ModelLoadError, TrainingDataError
-from rankgate.learn import FINETUNE_FILE, TrainingRow, finetune, finetune_options, write_rows
+from rankgate.learn import (
+    FINETUNE_FILE,
+    TrainingRow,
+    finetune,
+    finetune_options,
+    read_rows,
+    write_rows,
+)
 from rankgate.learn.finetune import _encode
 from tests.samples import DOCUMENTS, QUERY
 
@@ -262,3 +269,20 @@ def test_gradient_checkpointing_and_onnx_export_of_the_output(
     torch_scores = Reranker(str(out)).compute_score(pairs)
     onnx_scores = Reranker(str(onnx_dir), backend="onnx").compute_score(pairs)
     assert onnx_scores == pytest.approx(torch_scores, abs=1e-4)
+
+
+def test_cli_distills_from_the_model_itself_without_an_index(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    train = write_rows(_rows(4), tmp_path / "train.jsonl")
+    out = tmp_path / "tuned"
+    proc = _cli(
+        str(tiny_model), "--train", str(train), "--out", str(out), "--teacher", "self",
+        "--loss", "distill", "--max-steps", "2", "--group-size", "3", "--no-progress", "--json",
+    )  # fmt: skip
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    assert summary["steps"] == 2 and summary["mined"] is None
+    scored = read_rows(Path(summary["mined_file"]))
+    assert all(r.has_scores for r in scored)

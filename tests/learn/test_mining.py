@@ -85,3 +85,16 @@ def test_bad_rank_windows_are_refused(text: str) -> None:
 
 def test_rank_window_parses() -> None:
     assert parse_ranks(" 2 - 200 ") == RankWindow(2, 200)
+
+
+def test_teacher_scores_every_document_of_rows_that_bring_their_negatives() -> None:
+    from rankgate.learn import teacher_scores
+
+    teacher = Reranker(backend=KeywordBackend())
+    rows = [TrainingRow("router reset", ("router reset help",), ("banana", "router"))]
+    (scored,) = teacher_scores(rows, teacher)
+    assert scored.has_scores and scored.neg == rows[0].neg
+    want = teacher.compute_score(
+        [("router reset", d) for d in ("router reset help", "banana", "router")]
+    )
+    assert [*scored.pos_scores, *scored.neg_scores] == want

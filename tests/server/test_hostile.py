@@ -9,6 +9,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 
 from rankgate import Reranker
 from rankgate.funnel import Funnel, Rules, StageCuts
+from rankgate.funnel.settings import FunnelSettings
 from rankgate.funnel.types import Passage
 from rankgate.server import ServerSettings, create_app
 from rankgate.server.protocol.errors import AnyError, CohereError, TEIError, VLLMError
@@ -405,7 +407,10 @@ def test_search_without_an_index_is_a_503_remembered(serve, monkeypatch) -> None
         raise OSError("no such embedding model in the cache")  # what an embedder raises
 
     monkeypatch.setattr("rankgate.server.state.build_funnel", failing_build)
-    live = serve(create_app(ServerSettings(), Reranker(backend=KeywordBackend())))
+    index = FunnelSettings(index_dir=Path("/nonexistent/rankgate-index"))
+    live = serve(
+        create_app(ServerSettings(), Reranker(backend=KeywordBackend()), funnel_settings=index)
+    )
     with live.client() as client:
         for _ in range(3):
             r = client.post("/v1/search", json={"query": "router"})
@@ -413,6 +418,18 @@ def test_search_without_an_index_is_a_503_remembered(serve, monkeypatch) -> None
             AnyError.model_validate(r.json())
             assert "search is not available" in r.json()["message"]
     assert attempts == [1]
+
+
+def test_search_never_uses_an_index_directory_nobody_named(serve, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    attempts = []
+    monkeypatch.setattr("rankgate.server.state.build_funnel", lambda *a, **k: attempts.append(1))
+    monkeypatch.delenv("RANKGATE_INDEX_DIR", raising=False)
+    live = serve(create_app(ServerSettings(), Reranker(backend=KeywordBackend())))
+    with live.client() as client:
+        r = client.post("/v1/search", json={"query": "router"})
+    assert r.status_code == 503
+    assert "set RANKGATE_INDEX_DIR" in r.json()["message"]
+    assert attempts == []  # not even ./rankgate-index was tried
 
 
 # -- 10. a body that never completes --------------------------------------------------------

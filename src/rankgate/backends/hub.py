@@ -62,7 +62,7 @@ def resolve_model_dir(
         pass
     if offline:
         raise ModelNotFoundError(model, "offline mode is on and it is not cached", cache)
-    return download_model(model, revision=revision, cache_dir=cache_dir, patterns=allow)
+    return download_model(model, revision=revision, cache_dir=cache_dir, patterns=patterns)
 
 
 def download_model(
@@ -88,11 +88,18 @@ def download_model(
     cache = str(cache_dir) if cache_dir else None
     log.info("downloading %s from the hub", model)
     try:
-        return Path(
+        folder = Path(
             snapshot_download(
                 model, revision=revision, cache_dir=cache, allow_patterns=patterns or MODEL_PATTERNS
             )
         )
+        if patterns is None and not any(folder.glob("*.safetensors")):
+            # An older repository (some embedding models) ships only PyTorch pickles.
+            log.info("%s has no safetensors weights; downloading pytorch_model.bin", model)
+            snapshot_download(
+                model, revision=revision, cache_dir=cache, allow_patterns=["pytorch_model.bin"]
+            )
+        return folder
     except GatedRepoError:
         raise ModelNotFoundError(
             model, "the repository is gated; log in with a token", cache

@@ -144,8 +144,8 @@ def finetune(
         str | None,
         typer.Option(
             rich_help_panel=_MINE,
-            help="A reranker that vets mined negatives and scores every document (for --loss "
-            "distill): 'self' (the model being tuned) or a hub id or directory.",
+            help="A reranker that scores every document (for --loss distill) and, when mining, "
+            "vets the candidates: 'self' (the model being tuned) or a hub id or directory.",
             show_default=False,
         ),
     ] = None,
@@ -161,8 +161,8 @@ def finetune(
         Path | None,
         typer.Option(
             rich_help_panel=_MINE,
-            help="Where to write the rows with their mined negatives (JSONL; train on it again "
-            "with --train). Default: OUT/mined.jsonl.",
+            help="Where to write the rows with their mined negatives and teacher scores (JSONL; "
+            "train on it again with --train). Default: OUT/mined.jsonl.",
             show_default=False,
         ),
     ] = None,
@@ -207,6 +207,7 @@ def finetune(
         parse_ranks,
         read_rows,
         save_comparison_chart,
+        teacher_scores,
         write_rows,
     )
 
@@ -224,21 +225,20 @@ def finetune(
         rows = read_rows(train)
         dev_rows = read_rows(dev) if dev else None
         mining = None
+        judge = _teacher(teacher, model, model_options)
         if index_dir is not None:
-            rows, mining = _mine(
+            rows, mining = mine_negatives(
                 rows,
-                index_dir,
-                embedding_model,
-                parse_ranks(mine_ranks),
-                negatives,
-                teacher,
-                teacher_margin,
-                model,
-                model_options,
-                options.seed,
-                bool(offline),
-                mine_negatives,
+                _open_index(index_dir, embedding_model, bool(offline)),
+                ranks=parse_ranks(mine_ranks),
+                count=negatives,
+                teacher=judge,
+                margin=teacher_margin,
+                seed=options.seed,
             )
+        elif judge is not None:
+            rows = teacher_scores(rows, judge)
+        if mining is not None or judge is not None:
             write_rows(rows, mined or out / "mined.jsonl")
         # Trainer prints its loss logs; stdout is kept for the result (--json).
         with contextlib.redirect_stdout(sys.stderr):
@@ -257,7 +257,7 @@ def finetune(
         "pairs": result.pairs,
         "pairs_truncated": result.pairs_truncated,
         "mined": None if mining is None else asdict(mining),
-        "mined_file": None if mining is None else str(mined or out / "mined.jsonl"),
+        "mined_file": str(mined or out / "mined.jsonl") if mining or judge else None,
         "dev_before": result.before.to_dict() if result.before else None,
         "dev_after": result.after.to_dict() if result.after else None,
         "chart": str(chart_path) if chart_path else None,
@@ -288,28 +288,18 @@ def finetune(
     console.print(common.literal(f"model: {result.out}"))
 
 
-def _mine(
-    rows: Any,
-    index_dir: Path,
-    embedding_model: str | None,
-    ranks: Any,
-    count: int,
-    teacher: str | None,
-    margin: float,
-    model: str,
-    model_options: dict[str, Any],
-    seed: int,
-    offline: bool,
-    mine: Any,
-) -> Any:
+def _teacher(teacher: str | None, model: str, model_options: dict[str, Any]) -> Any:
+    if teacher is None:
+        return None
     from rankgate.engine import Reranker
+
+    return Reranker(model if teacher == "self" else teacher, **model_options)
+
+
+def _open_index(index_dir: Path, embedding_model: str | None, offline: bool) -> Any:
     from rankgate.funnel.factory import load_embedder
     from rankgate.funnel.index import LocalIndex
     from rankgate.funnel.settings import build_funnel_settings
 
     settings = build_funnel_settings(index_dir=index_dir, embedding_model=embedding_model)
-    retriever = LocalIndex.open(settings.index_dir, load_embedder(settings, offline=offline))
-    judge = None
-    if teacher is not None:
-        judge = Reranker(model if teacher == "self" else teacher, **model_options)
-    return mine(rows, retriever, ranks=ranks, count=count, teacher=judge, margin=margin, seed=seed)
+    return LocalIndex.open(settings.index_dir, load_embedder(settings, offline=offline))

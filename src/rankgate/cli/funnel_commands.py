@@ -47,8 +47,9 @@ EmbeddingModel = Annotated[
     typer.Option(
         envvar="RANKGATE_EMBEDDING_MODEL",
         rich_help_panel=_INDEX,
-        help="sentence-transformers model, hub id or directory. "
-        f"Default: {DEFAULT_EMBEDDING_MODEL}.",
+        help="sentence-transformers model for dense retrieval, hub id or directory. Default: "
+        f"the one the index was built with, else {DEFAULT_EMBEDDING_MODEL} (2.3 GB; fetch it "
+        f"once with rankgate download {DEFAULT_EMBEDDING_MODEL}).",
         show_default=False,
     ),
 ]
@@ -172,7 +173,11 @@ def index(
     milvus_collection: MilvusCollection = None,
     offline: common.Offline = None,
 ) -> None:
-    """Build or update the index of DOCS (incremental by id; a crash never breaks the index)."""
+    """Build or update the index of DOCS (incremental by id; a crash never breaks the index).
+
+    Dense retrieval needs an embedding model beside the reranker: BAAI/bge-m3 (2.3 GB) unless
+    --embedding-model names another. Fetch it once with: rankgate download BAAI/bge-m3
+    """
     with common.exits_on_error():
         common.quiet_libraries()
         s = _settings(

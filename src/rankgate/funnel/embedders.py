@@ -7,7 +7,7 @@ torch) lazily, when the first embedder is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -51,11 +51,21 @@ class SentenceTransformerEmbedder:
             raise MissingDependencyError(
                 "sentence-transformers", "funnel", "dense retrieval"
             ) from None
-        kwargs: dict[str, Any] = {"device": device}
-        if offline:
-            kwargs["local_files_only"] = True
+        from rankgate.backends.hub import resolve_model_dir
+        from rankgate.errors import ModelNotFoundError
+
         try:
-            self._model = SentenceTransformer(model, **kwargs)
+            # The cache first and one download attempt at most, as for the reranker: no retry
+            # storm when the hub is unreachable, and one message that says what to do.
+            local = resolve_model_dir(model, offline=offline)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(
+                model,
+                f"{exc.reason}; it is the funnel's embedding model (dense retrieval), so choose "
+                "another with --embedding-model (RANKGATE_EMBEDDING_MODEL) or fetch this one",
+            ) from None
+        try:
+            self._model = SentenceTransformer(str(local), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load embedding model {model!r}: {exc}") from None
         self.name = model

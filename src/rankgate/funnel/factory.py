@@ -7,17 +7,36 @@ from rankgate.funnel.embedders import Embedder, SentenceTransformerEmbedder
 from rankgate.funnel.funnel import Funnel, StageCuts
 from rankgate.funnel.index import LocalIndex
 from rankgate.funnel.rules import Rules
-from rankgate.funnel.settings import FunnelSettings
+from rankgate.funnel.settings import DEFAULT_EMBEDDING_MODEL, FunnelSettings
 from rankgate.funnel.templates import TemplateRegistry
 from rankgate.funnel.types import Retriever
 
-__all__ = ["build_funnel", "load_embedder", "load_rules", "load_templates", "open_retriever"]
+__all__ = [
+    "build_funnel",
+    "embedding_model_for",
+    "load_embedder",
+    "load_rules",
+    "load_templates",
+    "open_retriever",
+]
+
+
+def embedding_model_for(settings: FunnelSettings) -> str:
+    """The embedding model to load: the one the settings name, else the one the local index
+    was built with (so an index is always queried with its own model), else the default."""
+    if settings.embedding_model:
+        return settings.embedding_model
+    if not settings.milvus_uri:
+        recorded = LocalIndex.recorded_model(settings.index_dir)
+        if recorded:
+            return recorded
+    return DEFAULT_EMBEDDING_MODEL
 
 
 def load_embedder(settings: FunnelSettings, *, offline: bool = False) -> Embedder:
-    """The sentence-transformers embedder the settings name."""
+    """The sentence-transformers embedder of :func:`embedding_model_for`."""
     return SentenceTransformerEmbedder(
-        settings.embedding_model,
+        embedding_model_for(settings),
         device=settings.embedding_device,
         batch_size=settings.embedding_batch_size,
         offline=offline,

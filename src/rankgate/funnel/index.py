@@ -51,8 +51,12 @@ class _Stored:
     manifest: dict[str, Any]
 
 
+def _read_manifest(gen: Path) -> dict[str, Any]:
+    return dict(json.loads((gen / "manifest.json").read_text(encoding="utf-8")))
+
+
 def _read(gen: Path) -> _Stored:
-    manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+    manifest = _read_manifest(gen)
     passages = []
     with (gen / "passages.jsonl").open(encoding="utf-8") as stream:
         passages = [Passage(**json.loads(line)) for line in stream]
@@ -96,6 +100,19 @@ class LocalIndex:
         stored = _read(gen)
         _check_model(stored.manifest, embedder)
         return cls(root, stored, Bm25.load(gen / "bm25", len(stored.passages)), embedder, rrf_k)
+
+    @staticmethod
+    def recorded_model(root: Path) -> str | None:
+        """The embedding model the live generation at ``root`` was built with; None when
+        nothing was built there."""
+        from rankgate.funnel.errors import IndexMissingError
+
+        try:
+            manifest = _read_manifest(live_generation(Path(root)))
+        except (IndexMissingError, OSError, ValueError, KeyError):
+            return None
+        model = manifest.get("params", {}).get("model")
+        return str(model) if model else None
 
     @staticmethod
     def build(

@@ -20,10 +20,16 @@ class FunnelSettings(BaseSettings):
     # extra="ignore": the same RANKGATE_ namespace also holds the reranker's and server's settings.
     model_config = SettingsConfigDict(env_prefix="RANKGATE_", extra="ignore", frozen=True)
 
-    index_dir: Path = Field(Path("rankgate-index"), description="Directory of the on-disk index.")
-    embedding_model: str = Field(
-        DEFAULT_EMBEDDING_MODEL,
-        description="sentence-transformers model (hub id or local directory) for dense vectors.",
+    index_dir: Path = Field(
+        Path("rankgate-index"),
+        description="Directory of the on-disk index. The commands default to ./rankgate-index; "
+        "the server offers search only when this (or milvus_uri) is set.",
+    )
+    embedding_model: str | None = Field(
+        None,
+        description="sentence-transformers model (hub id or local directory) for dense vectors. "
+        f"Default: the one the index was built with, else {DEFAULT_EMBEDDING_MODEL} (2.3 GB; "
+        f"fetch it once with `rankgate download {DEFAULT_EMBEDDING_MODEL}`).",
     )
     embedding_device: str = Field("cpu", description="Device for the embedding model.")
     embedding_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")

@@ -11,7 +11,13 @@ from rankgate.learn.finetune import (
     finetune,
     finetune_options,
 )
-from rankgate.learn.mining import MiningReport, RankWindow, mine_negatives, parse_ranks
+from rankgate.learn.mining import (
+    MiningReport,
+    RankWindow,
+    mine_negatives,
+    parse_ranks,
+    teacher_scores,
+)
 from rankgate.learn.report import DevReport, dev_report, save_comparison_chart
 
 __all__ = [
@@ -31,5 +37,6 @@ __all__ = [
     "parse_records",
     "read_rows",
     "save_comparison_chart",
+    "teacher_scores",
     "write_rows",
 ]

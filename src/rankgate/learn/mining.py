@@ -23,7 +23,7 @@ from rankgate.errors import ConfigError
 from rankgate.funnel.types import Retriever
 from rankgate.learn.data import TrainingRow
 
-__all__ = ["MiningReport", "RankWindow", "mine_negatives", "parse_ranks"]
+__all__ = ["MiningReport", "RankWindow", "mine_negatives", "parse_ranks", "teacher_scores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +144,13 @@ def mine_negatives(
         if progress is not None:
             progress(done, len(rows))
     return out, MiningReport(len(rows), total, skipped, dropped, short)
+
+
+def teacher_scores(rows: Sequence[TrainingRow], teacher: Reranker) -> list[TrainingRow]:
+    """The rows with ``teacher``'s raw score of every document, for distillation."""
+    out = []
+    for row in rows:
+        raw = teacher.compute_score([(row.query, d) for d in (*row.pos, *row.neg)])
+        p = len(row.pos)
+        out.append(replace(row, pos_scores=tuple(raw[:p]), neg_scores=tuple(raw[p:])))
+    return out

@@ -165,6 +165,12 @@ class ServerState:
             if self._funnel is None and self._funnel_error is None:
                 try:
                     settings = self.funnel_settings or FunnelSettings()
+                    if not settings.milvus_uri and "index_dir" not in settings.model_fields_set:
+                        # Never a silent ./rankgate-index from wherever the server started.
+                        raise UnavailableError(
+                            "no index is configured; set RANKGATE_INDEX_DIR to the directory "
+                            "`rankgate index` built (or RANKGATE_MILVUS_URI) and restart"
+                        )
                     self._funnel = build_funnel(settings, self.get_reranker())
                 except RankgateError as exc:
                     self._funnel_error = f"search is not available: {exc}"
