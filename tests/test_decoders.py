@@ -14,18 +14,14 @@ Parity within 1e-4 (fp32), on pairs that fit and on pairs whose document must be
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from rankgate import InputTooLongError, InstructionNotSupportedError, Reranker
 from rankgate.testing_llm import build_decoder_model
+from tests.reference import run_reference
 from tests.samples import DOCUMENTS, QUERY
-
-ROOT = Path(__file__).resolve().parents[1]
-FLAG_PYTHON = ROOT / ".venv-flag" / "bin" / "python"
 
 QWEN3_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
@@ -74,20 +70,7 @@ def qwen3_reference(
 
 
 def reference_env(script: str, request: dict[str, object]) -> list[dict[str, list[float]]]:
-    if not FLAG_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail("the reference environment is missing; run scripts/setup-flag-env.sh")
-        pytest.skip("no .venv-flag (scripts/setup-flag-env.sh builds it)")
-    out = subprocess.run(
-        [str(FLAG_PYTHON), str(ROOT / "scripts" / script)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return list(json.loads(out.stdout)["results"])
+    return list(run_reference(script, dict(request))["results"])
 
 
 # -- qwen3 -------------------------------------------------------------------------------------

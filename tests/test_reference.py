@@ -7,17 +7,13 @@ when it is absent; under CI (CI=true) its absence is a failure, so parity is nev
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from rankgate import Reranker
+from tests.reference import run_reference
 from tests.samples import DOCUMENTS, QUERY
-
-ROOT = Path(__file__).resolve().parents[1]
-FLAG_PYTHON = ROOT / ".venv-flag" / "bin" / "python"
 
 pytestmark = pytest.mark.reference
 
@@ -25,21 +21,8 @@ pytestmark = pytest.mark.reference
 def flag_scores(
     model: Path, pairs: list[tuple[str, str]], max_length: int, **extra: object
 ) -> list[float]:
-    if not FLAG_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail("the FlagEmbedding environment is missing; run scripts/setup-flag-env.sh")
-        pytest.skip("no .venv-flag (scripts/setup-flag-env.sh builds it)")
     request = {"model": str(model), "pairs": pairs, "max_length": max_length, **extra}
-    out = subprocess.run(
-        [str(FLAG_PYTHON), str(ROOT / "scripts" / "flag_reference.py")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)["scores"]
+    return list(run_reference("flag_reference.py", request)["scores"])
 
 
 def test_scores_equal_flag_reranker(tiny_model: Path) -> None:
@@ -63,7 +46,6 @@ def test_tokenizer_json_is_followed_where_transformers_5_would_differ(
     """A tokenizer.json with an NFKC normalizer: transformers 5 rebuilds XLM-R's pipeline without
     it (full-width "？" becomes <unk>), transformers 4 and FlagEmbedding use the file as written.
     rankgate tokenizes from the file, so it must still equal FlagReranker."""
-    import json
     import shutil
 
     from transformers import AutoTokenizer
