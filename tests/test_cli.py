@@ -32,6 +32,7 @@ def run_cli(
     )
 
 
+@pytest.mark.slow
 def test_rerank_local_model_prints_ranked_table(tiny_model: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs.txt"
     docs.write_text("Router specifications\n\nHow to reset the admin password\nWAN port FAQ\n")
@@ -42,6 +43,7 @@ def test_rerank_local_model_prints_ranked_table(tiny_model: Path, tmp_path: Path
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_rerank_json_from_stdin_matches_library(tiny_model: Path, reranker) -> None:
     lines = [
         {"text": "Huawei router password reset", "id": "a"},
@@ -68,6 +70,7 @@ def test_rerank_json_from_stdin_matches_library(tiny_model: Path, reranker) -> N
     assert rows[0]["document"] == lines[expected[0].index]  # metadata kept
 
 
+@pytest.mark.slow
 def test_missing_weights_offline_is_a_clear_error(tmp_path: Path) -> None:
     out = run_cli(
         "rerank",
@@ -82,6 +85,7 @@ def test_missing_weights_offline_is_a_clear_error(tmp_path: Path) -> None:
     assert out.stdout == ""
 
 
+@pytest.mark.slow
 def test_info_json(tiny_model: Path) -> None:
     out = run_cli("info", "--json", "-m", str(tiny_model), "--max-length", "128")
     assert out.returncode == 0, out.stderr
@@ -141,6 +145,7 @@ def test_every_option_is_an_env_var(command: str) -> None:
             assert param.envvar and str(param.envvar).startswith("RANKGATE_"), param.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["qwen3_dir", "gemma_dir"])
 def test_rerank_runs_an_llm_reranker_directory(family: str, request: pytest.FixtureRequest) -> None:
     model_dir = request.getfixturevalue(family)
@@ -167,6 +172,7 @@ def test_rerank_runs_an_llm_reranker_directory(family: str, request: pytest.Fixt
     assert json.loads(info.stdout)["recipe"] in {"qwen3", "bge-gemma"}
 
 
+@pytest.mark.slow
 def test_rerank_refuses_an_instruction_for_a_cross_encoder(tiny_model: Path) -> None:
     out = run_cli("rerank", "--model", str(tiny_model), "-q", "q", "-i", "x", stdin="a document\n")
     assert out.returncode == 2

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.funnel.conftest import EXAMPLES
 
 
+@pytest.mark.slow
 def test_index_then_search(tmp_path, minilm_path, tiny_model, funnel_cli):
     env = {"RANKGATE_EMBEDDING_MODEL": str(minilm_path), "RANKGATE_INDEX_DIR": str(tmp_path / "i")}
     docs = tmp_path / "docs.jsonl"

@@ -15,6 +15,7 @@ TODAY = date(2026, 1, 1)
 QUERY = "iPhone 15 charges slowly"
 
 
+@pytest.mark.slow
 def test_real_index_and_reranker_trace_every_stage(local_index, reranker):
     funnel = Funnel(local_index, reranker, Rules(min_score=None, today=TODAY))
     result = funnel.run(QUERY)

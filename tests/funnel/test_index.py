@@ -105,6 +105,7 @@ KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["embedding", "before-commit"])
 def test_an_index_killed_mid_build_stays_readable_and_a_rerun_completes_it(
     tmp_path, minilm_path, corpus, embedder, where

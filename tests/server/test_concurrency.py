@@ -56,6 +56,7 @@ def cache_metric(live: LiveServer, name: str) -> float:
         return parse_metric(client.get("/metrics").text, f"rankgate_cache_{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["model_server", "cached_model_server"])
 def test_concurrent_clients(
     server: str, request: pytest.FixtureRequest, tiny_library: Reranker

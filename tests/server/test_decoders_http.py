@@ -92,6 +92,7 @@ def test_a_cross_encoder_refuses_an_instruction_in_every_dialect(model_server: L
             assert "no instruction slot" in r.text
 
 
+@pytest.mark.slow
 def test_rankgate_serve_runs_a_gemma_style_directory(gemma_dir: Path) -> None:
     port = free_port()
     code = (

@@ -312,6 +312,7 @@ def test_health_fails_when_the_model_thread_is_stuck(serve) -> None:  # type: ig
 # -- 4. kept-alive connections ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kept_alive_connections_survive_the_pause_of_client_pools(serve) -> None:  # type: ignore[no-untyped-def]
     live = serve(create_app(ServerSettings(), Reranker(backend=KeywordBackend())))
     port = int(live.url.rsplit(":", 1)[1])

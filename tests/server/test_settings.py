@@ -81,6 +81,7 @@ def test_bad_flag_value_exits_2_before_loading_a_model() -> None:
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_serve_command_loads_the_model_and_drains_on_sigterm(tiny_model_dir: Path) -> None:
     port = free_port()
     code = (

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import ROOT, free_port, parse_metric
 
@@ -30,6 +31,7 @@ def wait_until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -96,6 +98,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     assert "Traceback" not in (tmp_path / "server.log").read_text()
 
 
+@pytest.mark.slow
 def test_sigterm_with_a_stalled_upload_and_a_loaded_queue_exits_within_the_grace(
     tmp_path: Path,
 ) -> None:
