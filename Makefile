@@ -49,7 +49,7 @@ test: setup flag-env client-env system ## Set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
 .PHONY: test-fast
-test-fast: setup ## The unit and server tests only: no Ray, benchmarks, reference environments, real clients, fuzzing or browser
+test-fast: setup ## The quick tests: none marked slow, no Ray, benchmarks, reference environments, real clients, fuzzing or browser
 	$(BIN)/python -m pytest -q -m "not slow and not reference" --ignore=tests/ray \
 		--ignore=tests/test_bench.py --ignore=tests/test_reference.py \
 		--ignore=tests/server/test_clients.py --ignore=tests/server/test_fuzz.py \
