@@ -248,3 +248,25 @@ def test_reliability_legend_sits_outside_the_axes(figures: list[Any]) -> None:
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
     counts = fig.axes[1]
     assert all(float(t).is_integer() for t in counts.get_yticks())
+
+
+def test_finetune_chart_legend_clear_of_the_bars(
+    figures: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from rankgate.learn.report import MEASURES, DevReport, save_comparison_chart
+
+    monkeypatch.setattr(plt, "close", figures.append)
+    before = DevReport(20, dict.fromkeys(MEASURES, 0.95), 0.9, 0.2, 0.1)
+    after = DevReport(20, dict.fromkeys(MEASURES, 1.0), 0.95, 0.3, 0.05)
+    path = save_comparison_chart(before, after, tmp_path / "ft.png", title="dev $1.jsonl")
+    assert path.read_bytes().startswith(PNG)
+    (fig,) = figures
+    renderer = _drawn(fig)
+    ax = fig.axes[0]
+    assert "dev $1.jsonl" in ax.get_title()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert not box.overlaps(ax.get_window_extent(renderer))
+    assert {to_hex(b.get_facecolor()) for b in _bars(ax)} <= OKABE_ITO
