@@ -29,12 +29,11 @@ def keyword_app(health: RankingHealth) -> Iterator[FastAPI]:
         yield app
 
 
-@pytest.fixture
-def live_url(keyword_app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 on a free port, for a browser or a CLI."""
+def _serve(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 on a free port, for a browser or a CLI."""
     import uvicorn
 
-    config = uvicorn.Config(keyword_app, host="127.0.0.1", port=0, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -47,3 +46,21 @@ def live_url(keyword_app: FastAPI) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(keyword_app: FastAPI) -> Iterator[str]:
+    """The open app (no API keys) on loopback."""
+    yield from _serve(keyword_app)
+
+
+API_KEY = "playground-key"
+
+
+@pytest.fixture
+def keyed_url(health: RankingHealth) -> Iterator[str]:
+    """An app that needs ``API_KEY`` everywhere but the page itself (``public_playground``)."""
+    settings = ServerSettings(api_keys=[API_KEY], public_playground=True)
+    app = create_app(settings, Reranker(backend=KeywordBackend()), health=health)
+    with TestClient(app):
+        yield from _serve(app)

@@ -14,6 +14,7 @@ from rankgate.cli.demo_commands import demo_app, health
 from rankgate.cli.export import export
 from rankgate.cli.finetune import finetune
 from rankgate.cli.funnel_commands import eval_command, index, search, templates
+from rankgate.cli.help import PanelCommand, PanelGroup
 from rankgate.cli.model_commands import download, info
 from rankgate.cli.ray_commands import score_batch
 from rankgate.cli.rerank import rerank
@@ -27,6 +28,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Click's help layout, grouped by panel: it reads at 80 columns (rankgate.cli.help).
+    cls=PanelGroup,
+    rich_markup_mode=None,
 )
 
 
@@ -48,22 +52,22 @@ def _root(
     """Cross-encoder reranking for RAG."""
 
 
-app.command(epilog=EXIT_HELP)(rerank)
-app.command(epilog=EXIT_HELP)(info)
-app.command(epilog=EXIT_HELP)(download)
-app.command(epilog=EXIT_HELP)(serve)
-app.command(epilog=EXIT_HELP)(export)
-app.command(epilog=EXIT_HELP)(index)
-app.command(epilog=EXIT_HELP)(search)
-app.command(epilog=EXIT_HELP)(templates)
-app.command("eval", epilog=EXIT_HELP)(eval_command)
-app.command(epilog=EXIT_HELP)(finetune)
-app.command("calibrate", epilog=EXIT_HELP)(calibrate_command)
-app.command("score-batch", epilog=EXIT_HELP)(score_batch)
-app.command(epilog=EXIT_HELP)(bench)
-app.command("bench-server", epilog=EXIT_HELP)(bench_server)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(rerank)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(info)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(download)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(serve)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(export)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(index)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(search)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(templates)
+app.command("eval", epilog=EXIT_HELP, cls=PanelCommand)(eval_command)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(finetune)
+app.command("calibrate", epilog=EXIT_HELP, cls=PanelCommand)(calibrate_command)
+app.command("score-batch", epilog=EXIT_HELP, cls=PanelCommand)(score_batch)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(bench)
+app.command("bench-server", epilog=EXIT_HELP, cls=PanelCommand)(bench_server)
 app.add_typer(demo_app, name="demo")
-app.command(epilog=EXIT_HELP)(health)
+app.command(epilog=EXIT_HELP, cls=PanelCommand)(health)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from rankgate.cli import common
 from rankgate.cli.common import EXIT_HELP, line, literal
+from rankgate.cli.help import PanelCommand, PanelGroup
 from rankgate.cli.loading import load_reranker
 from rankgate.engine import Reranker
 from rankgate.errors import InputError
@@ -220,10 +221,12 @@ demo_app = typer.Typer(
     help="See reranking work on shipped multilingual scenarios.",
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=PanelGroup,
+    rich_markup_mode=None,  # click's help layout: it reads at 80 columns (rankgate.cli.help)
 )
-demo_app.callback(invoke_without_command=True, epilog=EXIT_HELP)(demo)
-demo_app.command("trap", epilog=EXIT_HELP)(demo_trap)
-demo_app.command("list")(demo_list)
+demo_app.callback(invoke_without_command=True, epilog=EXIT_HELP, cls=PanelGroup)(demo)
+demo_app.command("trap", epilog=EXIT_HELP, cls=PanelCommand)(demo_trap)
+demo_app.command("list", cls=PanelCommand)(demo_list)
 
 
 def _fetch_report(url: str, api_key: str | None) -> dict[str, Any]:

@@ -160,7 +160,11 @@ def evaluate(
 
 
 def save_chart(report: EvalReport, path: Path) -> Path:
-    """A grouped bar chart (one group per measure, one bar per system) as PNG."""
+    """A grouped bar chart (one group per measure, one bar per system) as PNG.
+
+    Systems differ by Okabe-Ito colour (told apart with any colour vision) and by hatching; each
+    bar carries its value, and the legend sits below the axes, clear of the bars.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -168,18 +172,27 @@ def save_chart(report: EvalReport, path: Path) -> Path:
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    colours = ["#999999", "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
+    hatches = ["", "//", "..", "xx", "\\\\", "++", "oo"]
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=100, layout="constrained")
     width = 0.8 / len(report.systems)
     for i, (system, values) in enumerate(report.systems.items()):
         xs = [m + i * width for m in range(len(report.measures))]
-        bars = ax.bar(xs, [values[m] for m in report.measures], width, label=system)
+        bars = ax.bar(
+            xs,
+            [values[m] for m in report.measures],
+            width,
+            label=system,
+            color=colours[i % len(colours)],
+            hatch=hatches[i % len(hatches)],
+            edgecolor="white",
+        )
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks([m + width * (len(report.systems) - 1) / 2 for m in range(len(report.measures))])
     ax.set_xticklabels([m.replace("RR@", "MRR@") for m in report.measures])
     ax.set_ylim(0, 1.1)
     ax.set_title(f"Retrieval quality over {report.queries} queries")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=len(report.systems), frameon=False)
     path = Path(path)
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -108,7 +108,7 @@ def save_comparison_chart(
 
     # Okabe-Ito blue and orange: distinguishable with every common colour-vision deficiency.
     colours = {"before": "#0072B2", "after": "#E69F00"}
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 4.4), dpi=100, layout="constrained")
     width = 0.4
     for i, (label, report) in enumerate((("before", before), ("after", after))):
         xs = [m + i * width for m in range(len(names))]
@@ -119,14 +119,17 @@ def save_comparison_chart(
             label=label,
             color=colours[label],
             hatch="" if i == 0 else "//",
+            edgecolor="white",
         )
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks([m + width / 2 for m in range(len(names))])
     ax.set_xticklabels([n.replace("RR@", "MRR@") for n in names], fontsize=8)
     ax.set_ylim(0, 1.15)
-    ax.set_title(f"{title}: {after.queries} queries, before and after fine-tuning")
-    ax.legend(loc="upper right")
-    fig.tight_layout()
+    # The title names the caller's file: never read as mathtext (a $ in a path).
+    ax.set_title(
+        f"{title}: {after.queries} queries, before and after fine-tuning", parse_math=False
+    )
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)  # below, clear of the bars
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")

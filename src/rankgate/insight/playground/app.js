@@ -1,14 +1,37 @@
 // rankgate playground: plain browser JavaScript, no framework, no build step.
-// Document text only ever reaches the page through textContent, so it cannot inject markup.
+// Document and error text only ever reaches the page through textContent, so it cannot inject
+// markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { scenarios: [], picked: null };
+// sessionStorage: the key lives as long as the tab, is never shared with other tabs, and never
+// goes into the URL or localStorage.
+const KEY_SLOT = "rankgate.api-key";
+const state = { scenarios: [], picked: null, key: "" };
+
+// A 401: the server needs a key, or did not take the one sent.
+class KeyRefused extends Error {}
+
+function storedKey() {
+  try {
+    return sessionStorage.getItem(KEY_SLOT) || "";
+  } catch {
+    return ""; // storage disabled: the key lasts until the page reloads
+  }
+}
+
+function storeKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_SLOT, key);
+    else sessionStorage.removeItem(KEY_SLOT);
+  } catch {
+    // storage disabled: nothing to keep
+  }
+}
 
 function headers() {
   const h = { "Content-Type": "application/json" };
-  const key = $("api-key").value.trim();
-  if (key) h.Authorization = "Bearer " + key;
+  if (state.key) h.Authorization = "Bearer " + state.key;
   return h;
 }
 
@@ -19,6 +42,7 @@ async function call(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
+  if (response.status === 401) throw new KeyRefused(`${method} ${path}: 401`);
   if (!response.ok) {
     const message = data.message || data.detail || data.error || response.statusText;
     throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(message)}`);
@@ -32,6 +56,92 @@ function showError(err) {
   box.textContent = err ? String(err.message || err) : "";
 }
 
+// Whether the server wants a key, from its open /v1/cluster/auth; null when it cannot say
+// (then the first 401 tells).
+async function keyRequired() {
+  try {
+    const response = await fetch("/v1/cluster/auth");
+    if (response.ok) return Boolean((await response.json()).auth);
+  } catch {
+    // unreachable or not JSON: fall through
+  }
+  return null;
+}
+
+function showKeyPanel(kind) {
+  const panel = $("key-panel");
+  const note = $("key-status");
+  panel.hidden = false;
+  panel.dataset.state = kind;
+  $("forget-key").hidden = !state.key;
+  note.className = kind === "refused" ? "error" : "note";
+  note.textContent = {
+    needed: "This server needs an API key. Enter it to load the demo scenarios, " +
+      "rerank and see ranking health; it is kept for this tab only.",
+    checking: "Checking the key...",
+    refused: "The server did not accept this API key (401). Check it and enter it again.",
+    accepted: "API key accepted; it is kept for this tab only.",
+  }[kind];
+}
+
+// Called on any 401: a calm prompt when no key was given yet, a clear refusal otherwise.
+function keyRefused() {
+  if (state.key) {
+    storeKey("");
+    showKeyPanel("refused");
+  } else {
+    showKeyPanel("needed");
+  }
+  $("api-key").focus();
+}
+
+// Loads what needs the API (scenarios, ranking health): "ok", "refused" (a 401) or "error".
+async function loadAll() {
+  const scenarios = state.scenarios.length ? Promise.resolve("ok") : loadScenarios();
+  const outcomes = await Promise.all([scenarios, loadHealth()]);
+  if (outcomes.includes("refused")) return "refused";
+  return outcomes.includes("ok") ? "ok" : "error";
+}
+
+async function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  state.key = key;
+  storeKey(key);
+  if (!key) {
+    showKeyPanel("needed");
+    return;
+  }
+  showKeyPanel("checking");
+  const outcome = await loadAll();
+  if (outcome === "ok") {
+    showError(null);
+    showKeyPanel("accepted");
+  } else if (outcome === "error") {
+    $("key-status").textContent = "The key could not be checked: the server did not answer.";
+  }
+}
+
+function forgetKey() {
+  state.key = "";
+  storeKey("");
+  $("api-key").value = "";
+  showKeyPanel("needed");
+}
+
+async function start() {
+  state.key = storedKey();
+  $("api-key").value = state.key;
+  const required = await keyRequired();
+  if (required && !state.key) {
+    showKeyPanel("needed");
+    $("api-key").focus();
+    $("health-window").textContent = "Ranking health shows once the API key is entered.";
+    return;
+  }
+  if ((await loadAll()) === "ok" && required) showKeyPanel("accepted");
+}
+
 function pct(v) {
   return v === null || v === undefined ? "n/a" : (100 * v).toFixed(1) + "%";
 }
@@ -41,14 +151,21 @@ async function loadScenarios() {
     const data = await call("GET", "/v1/demo/scenarios");
     state.scenarios = data.scenarios;
     const select = $("scenario");
+    select.length = 1; // keep "(your own query and documents)"; a reload must not repeat them
     data.scenarios.forEach((s, i) => {
       const option = document.createElement("option");
       option.value = String(i);
       option.textContent = `${s.id} [${s.lang}]: ${s.title}`;
       select.appendChild(option);
     });
+    return "ok";
   } catch (err) {
+    if (err instanceof KeyRefused) {
+      keyRefused();
+      return "refused";
+    }
     showError(err);
+    return "error";
   }
 }
 
@@ -91,9 +208,11 @@ function renderSegments(target, explanation) {
     }
     const mark = document.createElement("mark");
     mark.className = strength > 0 ? "up" : "down";
+    const alpha = (0.15 + 0.5 * Math.abs(strength)).toFixed(2);
+    // Okabe-Ito blue (raised) and vermillion (lowered); the CSS adds a solid or dotted underline.
     mark.style.background = strength > 0
-      ? `rgba(46, 158, 46, ${(0.15 + 0.6 * Math.abs(strength)).toFixed(2)})`
-      : `rgba(200, 55, 55, ${(0.15 + 0.6 * Math.abs(strength)).toFixed(2)})`;
+      ? `rgba(0, 114, 178, ${alpha})`
+      : `rgba(213, 94, 0, ${alpha})`;
     mark.title = (seg.contribution >= 0 ? "+" : "") + seg.contribution.toFixed(3) + " logit";
     mark.textContent = seg.text;
     target.appendChild(mark);
@@ -167,7 +286,8 @@ async function rerank(event) {
   } catch (err) {
     panel.dataset.state = "error";
     $("status").textContent = "";
-    showError(err);
+    if (err instanceof KeyRefused) keyRefused();
+    else showError(err);
   } finally {
     $("rerank").disabled = false;
     loadHealth();
@@ -200,13 +320,21 @@ async function loadHealth() {
     $("health-window").textContent =
       `${snap.requests} reranks in the window (of ${report.thresholds.window}); ` +
       `${report.totals.reranks} since start.`;
+    return "ok";
   } catch (err) {
+    if (err instanceof KeyRefused) {
+      keyRefused();
+      $("health-window").textContent = "Ranking health shows once the API key is entered.";
+      return "refused";
+    }
     $("health-window").textContent = "Ranking health is not available: " + err.message;
+    return "error";
   }
 }
 
 $("form").addEventListener("submit", rerank);
 $("scenario").addEventListener("change", pickScenario);
 $("refresh-health").addEventListener("click", loadHealth);
-loadScenarios();
-loadHealth();
+$("key-form").addEventListener("submit", useKey);
+$("forget-key").addEventListener("click", forgetKey);
+start();
