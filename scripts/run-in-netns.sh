@@ -28,10 +28,14 @@ cleanup() {
     ip netns delete "$name" 2>/dev/null || true
 }
 trap cleanup EXIT
+# Stopped (a test's timeout), clean up at once: `wait` below returns as soon as a signal comes.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 ip netns exec "$name" ip link set lo up
 set +e
-ip netns exec "$name" env RANKGATE_NETNS="$name" RAY_USAGE_STATS_ENABLED=0 "$@"
+ip netns exec "$name" env RANKGATE_NETNS="$name" RAY_USAGE_STATS_ENABLED=0 "$@" &
+wait "$!"
 status=$?
 set -e
 exit "$status"

@@ -1,7 +1,9 @@
-"""Runs the Ray suites (tests/ray/netns/) in a network namespace that has only loopback.
+"""Runs the Ray suites in network namespaces that the tests make themselves.
 
 Ray probes outside addresses when it starts, and no test may send traffic beyond loopback, so
-each suite runs as its own pytest inside ``scripts/run-in-netns.sh`` with a fresh local Ray.
+each suite of tests/ray/netns/ runs as its own pytest inside ``scripts/run-in-netns.sh`` (only
+loopback) with a fresh local Ray, and tests/ray/multihost/ inside ``scripts/run-two-hosts.sh``
+(two namespaces joined by a veth pair, no route off it) with a Ray cluster across both.
 Without root, ``ip`` or Ray the tests are skipped, except under CI=true, where they fail.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "run-in-netns.sh"
+SCRIPTS = ROOT / "scripts"
 SUITES = [
     "test_serve_clients.py",
     "test_serve_burst.py",
@@ -41,17 +43,16 @@ def require_netns() -> None:
     pytest.skip(missing)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("suite", SUITES)
-def test_ray_suite_in_loopback_only_namespace(suite: str) -> None:
+def run_inside(script: str, tests: str) -> None:
+    """Run ``tests`` as their own pytest inside ``script``; fail with the output's tail."""
     require_netns()
-    done = subprocess.run(
+    inner = subprocess.Popen(
         [
-            str(SCRIPT),
+            str(SCRIPTS / script),
             sys.executable,
             "-m",
             "pytest",
-            f"tests/ray/netns/{suite}",
+            tests,
             "-q",
             "-p",
             "no:cacheprovider",
@@ -59,15 +60,31 @@ def test_ray_suite_in_loopback_only_namespace(suite: str) -> None:
             "addopts=-ra --strict-markers",
         ],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=480,
-        check=False,
     )
-    tail = (done.stdout + done.stderr)[-6000:]
-    assert done.returncode == 0, tail
-    assert " passed" in done.stdout, tail
-    if "skipped" in done.stdout:  # e.g. no .venv-clients: as the plain server's tests do
+    try:
+        stdout, stderr = inner.communicate(timeout=480)
+    except subprocess.TimeoutExpired:
+        inner.terminate()  # not SIGKILL: the script must end what it started in the namespaces
+        stdout, stderr = inner.communicate(timeout=60)
+        pytest.fail(f"{tests} ran past 480 s:\n{(stdout + stderr)[-6000:]}")
+    tail = (stdout + stderr)[-6000:]
+    assert inner.returncode == 0, tail
+    assert " passed" in stdout, tail
+    if "skipped" in stdout:  # e.g. no .venv-clients: as the plain server's tests do
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"inner tests were skipped under CI:\n{tail}")
         pytest.skip(f"some inner tests were skipped:\n{tail[-1500:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", SUITES)
+def test_ray_suite_in_loopback_only_namespace(suite: str) -> None:
+    run_inside("run-in-netns.sh", f"tests/ray/netns/{suite}")
+
+
+@pytest.mark.slow
+def test_ray_cluster_across_two_namespaced_hosts() -> None:
+    run_inside("run-two-hosts.sh", "tests/ray/multihost")
