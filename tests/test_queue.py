@@ -274,6 +274,10 @@ def test_heartbeat_tells_a_busy_worker_from_a_stuck_one() -> None:
         await job
 
     asyncio.run(main())
+    # The answer is handed over just before the worker marks its step done: wait for that.
+    deadline = time.monotonic() + 5
+    while queue.stalled_s() != 0.0 and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert queue.stalled_s() == 0.0  # idle again
     queue.close()
     assert queue.join(5)
