@@ -82,13 +82,15 @@ def test_terminal_and_html_rendering(keyword: Reranker) -> None:
     e = explain(keyword, "reset router password here", doc)
     text = explanation_text(e)
     assert isinstance(text, Text) and text.plain == doc
-    # Contributions -0.62, +1.09, -0.24: mid red, strongest green, light red.
+    # Contributions -0.62, +1.09, -0.24: mid vermillion, strongest blue, light vermillion; the
+    # lowering ones underlined too, so the sign does not rest on colour alone.
     assert [str(span.style) for span in text.spans] == [
-        "on #e79a9a",
-        "bold on #2e9e2e",
-        "on #f7dcdc",
+        "underline on #f0a86b",
+        "bold white on #0072b2",
+        "underline on #fbe3cf",
     ]
     html = explanation_html(e)
     assert "<b>" not in html and "&lt;b&gt;sleep&lt;/b&gt; &amp; dream." in html
-    assert 'rgba(46, 158, 46, 0.75)" title="+' in html  # the deciding sentence, strongest green
+    assert 'rgba(0, 114, 178, 0.75)" title="+' in html  # the deciding sentence, strongest blue
+    assert html.count("underline dotted") == 2  # the two sentences that lowered it
     assert html.count("<mark") == 3

@@ -1,8 +1,10 @@
 """Explanations as highlighted text: rich for the terminal, HTML with ``<mark>`` for pages.
 
-Green segments raised the score, red ones lowered it; the stronger the colour, the larger the
-change relative to the segment that moved it most. Segments that changed it by less than a
-tenth of that stay plain, so the eye goes to what mattered.
+Blue segments raised the score, vermillion ones lowered it (Okabe-Ito colours, told apart with
+every common colour-vision deficiency), and a lowering segment is also underlined, so the sign
+never rests on colour alone. The stronger the colour, the larger the change relative to the
+segment that moved it most. Segments that changed it by less than a tenth of that stay plain,
+so the eye goes to what mattered.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ __all__ = ["explanation_html", "explanation_text", "strength"]
 _QUIET = 0.1
 # Terminal backgrounds by (sign, level); three levels read well on dark and light themes.
 _RICH = {
-    (1, 1): "on #d9f2d9",
-    (1, 2): "on #8fd18f",
-    (1, 3): "bold on #2e9e2e",
-    (-1, 1): "on #f7dcdc",
-    (-1, 2): "on #e79a9a",
-    (-1, 3): "bold on #c83737",
+    (1, 1): "on #d6e9f5",
+    (1, 2): "on #8fc1e3",
+    (1, 3): "bold white on #0072b2",
+    (-1, 1): "underline on #fbe3cf",
+    (-1, 2): "underline on #f0a86b",
+    (-1, 3): "bold underline white on #d55e00",
 }
+_RAISED, _LOWERED = "0, 114, 178", "213, 94, 0"  # Okabe-Ito blue and vermillion
 
 
 def strength(segment: Segment, explanation: Explanation) -> float:
@@ -64,7 +67,7 @@ def explanation_html(explanation: Explanation) -> str:
         >>> from rankgate.engine.explain import Explanation, Segment
         >>> e = Explanation("q", "<b>x</b>", "sentence", 1.0, (Segment(0, 0, 8, "<b>x</b>", 1.0),))
         >>> explanation_html(e)
-        '<span class="rg-explanation"><mark style="background: rgba(46, 158, 46, 0.75)" \
+        '<span class="rg-explanation"><mark style="background: rgba(0, 114, 178, 0.75)" \
 title="+1.000">&lt;b&gt;x&lt;/b&gt;</mark></span>'
     """
     parts = []
@@ -74,10 +77,11 @@ title="+1.000">&lt;b&gt;x&lt;/b&gt;</mark></span>'
         if _level(value) == 0:
             parts.append(body)
             continue
-        rgb = "46, 158, 46" if value > 0 else "200, 55, 55"
         alpha = round(0.15 + 0.6 * abs(value), 2)
-        parts.append(
-            f'<mark style="background: rgba({rgb}, {alpha})" '
-            f'title="{seg.contribution:+.3f}">{body}</mark>'
+        style = (
+            f"background: rgba({_RAISED}, {alpha})"
+            if value > 0
+            else f"background: rgba({_LOWERED}, {alpha}); text-decoration: underline dotted"
         )
+        parts.append(f'<mark style="{style}" title="{seg.contribution:+.3f}">{body}</mark>')
     return '<span class="rg-explanation">' + "".join(parts) + "</span>"
