@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from rankgate.cli import common
@@ -159,16 +158,7 @@ def calibrate_command(
         judged = read_labels(labels)
         # Fitted on the model's own scores: a calibration it already has must not apply.
         reranker = load_reranker({**locals(), "calibration": "none"})
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=common.err_console,
-            transient=True,
-            disable=not common.err_console.is_terminal,
-        ) as bar:
-            task = bar.add_task("scoring judged pairs", total=len(judged))
+        with common.progress("scoring judged pairs") as progress:
             report = calibrate(
                 reranker,
                 judged,
@@ -176,7 +166,7 @@ def calibrate_command(
                 bins=bins,
                 precision=precision,
                 recall=recall,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=progress,
             )
         saved = report.calibration.save(path)
         from rankgate.insight.charts import reliability_chart

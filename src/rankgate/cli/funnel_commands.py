@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from rankgate.cli import common
@@ -119,21 +116,6 @@ def _settings(**overrides: Any) -> FunnelSettings:
     return build_funnel_settings(**overrides)
 
 
-@contextmanager
-def _progress(description: str) -> Iterator[Any]:
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=common.err_console,
-        transient=True,
-        disable=not common.err_console.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
 def index(
     docs: Annotated[
         Path,
@@ -191,7 +173,7 @@ def index(
         )
         documents = read_corpus(docs)
         embedder = load_embedder(s, offline=bool(offline))
-        with _progress("embedding passages") as progress:
+        with common.progress("embedding passages") as progress:
             if s.milvus_uri:
                 from rankgate.funnel.milvus import MilvusRetriever
 
@@ -525,7 +507,7 @@ def eval_command(
         )
         beir = load_beir(data, split)
         embedder = load_embedder(s, offline=bool(offline))
-        with _progress("indexing corpus") as progress:
+        with common.progress("indexing corpus") as progress:
             LocalIndex.build(
                 s.index_dir,
                 beir.corpus,
@@ -537,7 +519,7 @@ def eval_command(
         retriever = LocalIndex.open(s.index_dir, embedder, rrf_k=s.rrf_k)
         reranker = load_reranker(locals())
         chosen = load_templates(s).get(template) if template else None
-        with _progress("evaluating queries") as progress:
+        with common.progress("evaluating queries") as progress:
             report = evaluate(
                 retriever,
                 reranker,
