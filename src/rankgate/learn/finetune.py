@@ -302,11 +302,9 @@ def _precision(options: FinetuneOptions, device: str, torch: Any) -> dict[str, b
 def _encode(
     reranker: Reranker, rows: Sequence[TrainingRow]
 ) -> tuple[list[tuple[list[EncodedPair], list[EncodedPair]]], int, int]:
-    builder = reranker._builder
     encoded, truncated, total = [], 0, 0
     for row in rows:
-        docs = [*row.pos, *row.neg]
-        plans = builder.plan([row.query] * len(docs), docs, policy="truncate")
+        plans = reranker.prepare(row.query, [*row.pos, *row.neg], long_documents="truncate").plans
         pairs = [plan.pairs[0] for plan in plans]
         truncated += sum(plan.truncated or plan.query_truncated for plan in plans)
         total += len(plans)
