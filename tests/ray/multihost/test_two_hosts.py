@@ -95,6 +95,16 @@ def test_serve_replicas_on_both_hosts_rank_like_the_library(
         serve.shutdown()
 
 
+def _batch_job(n: int, tiny_model: Path, tmp_path: Path) -> tuple[list[dict], Path, NodeRecorder]:
+    """``n`` pairs in a Parquet file, and a recorder of which host scored which rows."""
+    rows = make_pairs(n)
+    source = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    return rows, source, NodeRecorder(tiny_model, marks)
+
+
 def test_score_batch_scores_on_both_hosts(
     cluster: Cluster,
     tiny_model: Path,
@@ -102,12 +112,7 @@ def test_score_batch_scores_on_both_hosts(
     tmp_path: Path,
     both_actors_first: None,
 ) -> None:
-    rows = make_pairs(600)
-    source = tmp_path / "pairs.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), source)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    recorder = NodeRecorder(tiny_model, marks)
+    rows, source, recorder = _batch_job(600, tiny_model, tmp_path)
     report = score_batch(
         source,
         tmp_path / "scores.parquet",
@@ -136,12 +141,7 @@ def test_worker_host_lost_mid_job_and_the_head_finishes_it(
     tmp_path: Path,
     both_actors_first: None,
 ) -> None:
-    rows = make_pairs(2000)
-    source = tmp_path / "pairs.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), source)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    recorder = NodeRecorder(tiny_model, marks)
+    rows, source, recorder = _batch_job(2000, tiny_model, tmp_path)
     head, lost = cluster.node_of(cluster.head_ip), cluster.node_of(cluster.worker_ip)
     at_kill: dict[str, int] = {}
 
