@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rankgate.errors import ConfigError
-from rankgate.types import DEFAULT_MODEL, DType, LongDocumentPolicy
+from rankgate.types import DEFAULT_MODEL, CpuMatmul, DType, LongDocumentPolicy
 
 __all__ = ["RerankerSettings", "build_settings"]
 
@@ -60,7 +60,25 @@ class RerankerSettings(BaseSettings):
     )
     dtype: DType = Field(
         "auto",
-        description="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16.",
+        description="auto (float16 on CUDA, float32 elsewhere), float32, float16, bfloat16, "
+        "bf16-mixed (cross-encoders: linear layers in bf16, residual stream, norms and head in "
+        "fp32; fast on CPUs with AMX or AVX512-BF16).",
+    )
+    cpu_matmul: CpuMatmul = Field(
+        "auto",
+        description="Library of the fp32 linear layers on the CPU (cross-encoders' packed passes, "
+        "decoder rerankers' every pass): blas (torch's, MKL), onednn, or auto (oneDNN on AMD "
+        "CPUs with AVX-512, where MKL runs fp32 at about half the speed; MKL elsewhere). Both "
+        "are exact fp32.",
+    )
+    bf16_probe: bool | None = Field(
+        None,
+        description="At load, score a fixed probe set in fp32 and bf16-mixed and report the "
+        "speed-up and the largest score change (rankgate info, /info, the load log).",
+        json_schema_extra={
+            "default_text": "on CPUs with AMX or AVX512-BF16 when dtype is auto",
+            "flags": ["--bf16-probe/--no-bf16-probe"],
+        },
     )
     max_length: int | None = Field(
         None,

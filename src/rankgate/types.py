@@ -12,10 +12,37 @@ Document: TypeAlias = str | Mapping[str, Any]
 LongDocumentPolicy: TypeAlias = Literal["chunk", "truncate", "reject"]
 """chunk: score overlapping windows, keep the best; truncate: cut; reject: InputTooLongError."""
 Device: TypeAlias = str
-DType: TypeAlias = Literal["auto", "float32", "float16", "bfloat16"]
+DType: TypeAlias = Literal["auto", "float32", "float16", "bfloat16", "bf16-mixed"]
+"""``bf16-mixed``: linear layers in bf16, the rest (residual stream, norms, head) in fp32."""
+CpuMatmul: TypeAlias = Literal["auto", "blas", "onednn"]
+"""The library of the CPU's fp32 linear layers: auto chooses by CPU (:mod:`.backends.cpu`)."""
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_MAX_LENGTH = 1024  # bge-reranker-v2-m3's recommended pair length
+
+
+@dataclass(frozen=True)
+class PrecisionProbe:
+    """How another precision compares with the loaded fp32 model on a fixed set of probe pairs:
+    its speed against fp32's and how far it moves the raw scores."""
+
+    dtype: str
+    speedup: float
+    """fp32 time / this precision's time on the probe pairs (> 1: faster)."""
+    max_delta: float
+    """Largest |score − fp32 score| (raw logits)."""
+    spread: float
+    """max − min of the fp32 scores, for scale."""
+    spearman: float
+    """Rank correlation with the fp32 scores."""
+    pairs: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.dtype} would be {self.speedup:.1f}x the fp32 speed on this CPU and moves "
+            f"this model's scores by at most {self.max_delta:.3g} (fp32 spread "
+            f"{self.spread:.3g}, Spearman {self.spearman:.3f}, {self.pairs} probe pairs)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +93,11 @@ class ModelInfo:
     """``platt`` or ``isotonic`` when scores are calibrated (``rankgate calibrate``), else None."""
     calibration_file: str | None = None
     """The calibration file in use, if any."""
+    cpu: str | None = None
+    """The CPU's model name, when the model runs on the CPU."""
+    cpu_features: tuple[str, ...] = ()
+    """The instruction sets that matter for inference (AVX2, AVX-512, AVX512-BF16, AMX-BF16…)."""
+    kernels: str | None = None
+    """What runs the matrix products (e.g. ``oneDNN AVX-512 FMA fp32, packed``)."""
+    bf16_probe: PrecisionProbe | None = None
+    """On a CPU with bf16 hardware running fp32: what bf16-mixed would change (speed, scores)."""

@@ -20,6 +20,11 @@ def load_backend(settings: RerankerSettings) -> Backend:
     from rankgate.backends.hub import resolve_model_dir
 
     if settings.backend == "onnx":
+        if settings.dtype not in {"auto", "float32"}:
+            raise ConfigError(
+                f"dtype {settings.dtype} is for the torch backend; the ONNX backend runs the "
+                "exported graph (model.onnx in fp32, model_int8.onnx in int8)"
+            )
         if settings.recipe != "auto":
             raise ConfigError("--recipe is for decoder (LLM) rerankers, which run on torch only")
         from rankgate.backends.hub import ONNX_PATTERNS
@@ -60,6 +65,7 @@ def load_backend(settings: RerankerSettings) -> Backend:
             reuse_memory=settings.reuse_memory,
             prefix_cache=settings.prefix_cache,
             packed=settings.packed,
+            cpu_matmul=settings.cpu_matmul,
         )
     if settings.recipe != "auto":
         raise ConfigError(
@@ -74,4 +80,6 @@ def load_backend(settings: RerankerSettings) -> Backend:
         threads=settings.threads,
         reuse_memory=settings.reuse_memory,
         packed=settings.packed,
+        cpu_matmul=settings.cpu_matmul,
+        bf16_probe=settings.bf16_probe,
     )

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
+from rankgate.backends.cpu import choose_kernels, cpu_info
+from rankgate.backends.kernels import route_to_onednn
 from rankgate.backends.packed_decoder import (
     ATTENTION,
     PackedDecoder,
@@ -73,6 +75,7 @@ class DecoderBackend:
         reuse_memory: bool = True,
         prefix_cache: bool = True,
         packed: bool | None = None,
+        cpu_matmul: str = "auto",
     ) -> None:
         torch = _torch()
         from tokenizers import Tokenizer
@@ -80,6 +83,11 @@ class DecoderBackend:
 
         self.model_id = model_id
         self.device = resolve_device(device)
+        if dtype == "bf16-mixed":
+            raise ConfigError(
+                "bf16-mixed is built for cross-encoders; decoder (LLM) rerankers run in "
+                "float32, bfloat16 or (on CUDA) float16"
+            )
         self.dtype = resolve_dtype(dtype, self.device)
         if threads:
             torch.set_num_threads(threads)
@@ -102,6 +110,12 @@ class DecoderBackend:
         self._model.eval().to(self.device)
         self._torch = torch
         self._body = self._model.get_decoder()
+        self.onednn = False
+        if self.device == "cpu" and self.dtype == "float32":
+            self.cpu_kernels = choose_kernels(cpu_info(), cpu_matmul)
+            if self.cpu_kernels.fp32_onednn:
+                linears = [m for m in self._body.modules() if isinstance(m, torch.nn.Linear)]
+                self.onednn = route_to_onednn(torch, linears) > 0
         model_config = self._model.config
         self.model_max_length = int(getattr(model_config, "max_position_embeddings", 8192))
         self.parameters = sum(p.numel() for p in self._model.parameters())
@@ -130,6 +144,12 @@ class DecoderBackend:
         wanted = self.device == "cpu" if packed is None else packed
         self._packed = self._packed_decoder() if wanted else None
         self.packed = self._packed is not None
+
+    @property
+    def kernels(self) -> str:
+        """What runs the matrix products, for ``rankgate info`` and ``/info``."""
+        how = "packed, shared prefix once" if self.packed else "padded"
+        return f"{how}, {self.dtype} linear layers on {'oneDNN' if self.onednn else 'torch'}"
 
     def _packed_decoder(self) -> PackedDecoder | None:
         """The packed pass if this model's attention allows it and it matches the stock forward

@@ -12,7 +12,11 @@ forward (TEI's own BERT implementation does the same), checked against it when t
 (``TorchBackend`` compares the two on probe pairs), and used only where that check passes.
 
 The layers are the model's own modules, called in the order their ``forward`` calls them, so the
-weights, activation and layer-norm epsilon are the checkpoint's.
+weights, activation and layer-norm epsilon are the checkpoint's. Their linear layers run through
+:class:`~rankgate.backends.kernels.Linears`: the modules themselves, or oneDNN where it is the
+faster fp32 library for the CPU, and in ``bf16-mixed`` as bf16 products (attention on their bf16
+outputs, its softmax accumulated in fp32 by the kernel) while embeddings, the residual stream,
+layer norms and the head stay fp32.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair
+from rankgate.backends.kernels import Linears
 
-__all__ = ["PackedEncoder", "packed_encoder"]
+__all__ = ["PackedEncoder", "classify", "encoder_linears", "packed_encoder"]
 
 _FAMILIES = {"xlm-roberta", "roberta", "camembert", "bert"}
 
@@ -33,9 +38,10 @@ _FAMILIES = {"xlm-roberta", "roberta", "camembert", "bert"}
 class PackedEncoder:
     """Runs a loaded ``*ForSequenceClassification`` model on packed pairs."""
 
-    def __init__(self, model: Any, torch: Any) -> None:
+    def __init__(self, model: Any, torch: Any, linears: Linears | None = None) -> None:
         self._torch = torch
         self._model = model
+        self.linears = linears or Linears(torch, (), onednn=False, bf16=False)
         self._device = next(model.parameters()).device
         self._base = model.base_model
         self._layers = list(self._base.encoder.layer)
@@ -102,14 +108,15 @@ class PackedEncoder:
     ) -> Any:
         """One encoder layer; ``rows`` are the hidden states whose outputs are wanted (all of
         them, or with ``one_query``, the first token of each pair)."""
-        attn = layer.attention
-        q = attn.self.query(rows)
-        k = attn.self.key(hidden)
-        v = attn.self.value(hidden)
+        attn, lin = layer.attention, self.linears
+        q = lin(attn.self.query, rows)
+        k = lin(attn.self.key, hidden)
+        v = lin(attn.self.value, hidden)
         context = self._attention(q, k, v, bounds, cu, longest, one_query)
-        mid = attn.output.LayerNorm(attn.output.dense(context) + rows)
-        inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(mid))
-        return layer.output.LayerNorm(layer.output.dense(inner) + mid)
+        # bf16-mixed: products come back in bf16; the residual stream stays in its own dtype.
+        mid = attn.output.LayerNorm(lin(attn.output.dense, context).to(rows.dtype) + rows)
+        inner = layer.intermediate.intermediate_act_fn(lin(layer.intermediate.dense, mid))
+        return layer.output.LayerNorm(lin(layer.output.dense, inner).to(mid.dtype) + mid)
 
     def _attention(
         self,
@@ -141,11 +148,22 @@ class PackedEncoder:
         return out.view(out.shape[0], h * d)
 
     def _head(self, features: Any) -> Any:
-        model = self._model
-        pooler = getattr(self._base, "pooler", None)
-        if pooler is not None:  # BERT: pooler (dense + tanh on the first token), then a Linear
-            return model.classifier(pooler(features))[:, 0]
-        return model.classifier(features)[:, 0]  # RoBERTa family: the head takes features[:, 0]
+        return classify(self._model, features)
+
+
+def classify(model: Any, features: Any) -> Any:
+    """The classification head on first-token features ``(pairs, 1, hidden)``: one raw logit a
+    pair. BERT: its pooler (dense + tanh), then a Linear; RoBERTa family: the head itself."""
+    pooler = getattr(model.base_model, "pooler", None)
+    if pooler is not None:
+        return model.classifier(pooler(features))[:, 0]
+    return model.classifier(features)[:, 0]  # the RoBERTa head takes features[:, 0]
+
+
+def encoder_linears(model: Any, torch: Any) -> list[Any]:
+    """The ``nn.Linear`` layers of a BERT-family model's encoder (not embeddings or head)."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None) or []
+    return [m for layer in layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def _concat(parts: Any) -> np.ndarray:
@@ -153,8 +171,11 @@ def _concat(parts: Any) -> np.ndarray:
     return np.fromiter(itertools.chain.from_iterable(parts), np.int64)
 
 
-def packed_encoder(model: Any, torch: Any) -> PackedEncoder | None:
-    """A :class:`PackedEncoder` for ``model`` if it is of a family whose layers it knows."""
+def packed_encoder(
+    model: Any, torch: Any, *, onednn: bool = False, bf16: bool = False
+) -> PackedEncoder | None:
+    """A :class:`PackedEncoder` for ``model`` if it is of a family whose layers it knows, its
+    linear layers on oneDNN (``onednn``) and in bf16 with fp32 around them (``bf16``)."""
     model_type = getattr(model.config, "model_type", "")
     if model_type not in _FAMILIES or getattr(model.config, "is_decoder", False):
         return None
@@ -168,4 +189,5 @@ def packed_encoder(model: Any, torch: Any) -> PackedEncoder | None:
         return None
     if getattr(model.config, "position_embedding_type", "absolute") != "absolute":
         return None
-    return PackedEncoder(model, torch)
+    linears = Linears(torch, encoder_linears(model, torch), onednn=onednn, bf16=bf16)
+    return PackedEncoder(model, torch, linears)

@@ -20,9 +20,11 @@ from rich.table import Table
 from rich.text import Text
 
 from rankgate.backends.base import is_cuda
+from rankgate.backends.cpu import CpuInfo, choose_kernels, cpu_info
 from rankgate.bench.measure import (
     Deviation,
     deviation,
+    int8_peak,
     machine,
     matmul_peak,
     peak_label,
@@ -39,9 +41,13 @@ from rankgate.errors import ConfigError
 __all__ = ["DEFAULT_GPU_PEERS", "DEFAULT_PEERS", "PEERS", "CoreOptions", "run_core"]
 
 PEERS = tuple(PEER_FUNCTIONS)
-AB_PEERS = ("rankgate-padded", "rankgate-packed")  # rankgate with packing forced off / on
-DEFAULT_PEERS = tuple(p for p in PEERS if p not in AB_PEERS)
-"""On the CPU: every peer but the A/B ones (packing is the CPU default)."""
+AB_PEERS = ("rankgate-padded", "rankgate-packed", "rankgate-blas")  # packing off / on, MKL
+BF16_PEERS = ("rankgate-bf16-mixed", "rankgate-bf16")
+DEFAULT_PEERS = tuple(p for p in PEERS if p not in AB_PEERS + BF16_PEERS)
+"""On the CPU: every peer but the A/B ones (packing is the CPU default) and the bf16 ones, which
+are added on CPUs with bf16 hardware (:func:`default_cpu_peers`)."""
+PRECISION = {"rankgate-bf16-mixed": "bf16", "rankgate-bf16": "bf16", "rankgate-int8": "int8"}
+"""The precision of each peer's products, whose own peak it is compared with (default fp32)."""
 DEFAULT_GPU_PEERS = ("rankgate", "rankgate-packed", "crossencoder", "flag")
 """On a GPU: the fp16 peers, and packing (off by default on CUDA) as an A/B."""
 REFERENCE = "rankgate"  # the exact fp32 path: the others' scores are compared with it
@@ -77,7 +83,7 @@ class CoreOptions:
         if self.device != "cpu" and not is_cuda(self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, not {self.device!r}")
         if self.peers is None:
-            chosen = DEFAULT_GPU_PEERS if is_cuda(self.device) else DEFAULT_PEERS
+            chosen = DEFAULT_GPU_PEERS if is_cuda(self.device) else default_cpu_peers()
             object.__setattr__(self, "peers", chosen)
         unknown = [p for p in self.peer_names if p not in PEER_FUNCTIONS]
         if unknown:
@@ -92,6 +98,17 @@ class CoreOptions:
     def peer_names(self) -> tuple[str, ...]:
         """The peers to run (the device's defaults when none were named)."""
         return self.peers or ()
+
+
+def default_cpu_peers(cpu: CpuInfo | None = None) -> tuple[str, ...]:
+    """:data:`DEFAULT_PEERS`, with bf16-mixed, pure bf16 and (where oneDNN is the fp32 pick)
+    the MKL A/B peer next to ``rankgate`` on a CPU whose hardware makes them worth timing."""
+    kernels = choose_kernels(cpu or cpu_info())
+    extra = (("rankgate-blas",) if kernels.fp32_onednn else ()) + (
+        BF16_PEERS if kernels.bf16_native else ()
+    )
+    first, rest = DEFAULT_PEERS[:1], DEFAULT_PEERS[1:]
+    return (*first, *extra, *rest)
 
 
 def _quiet() -> None:
@@ -129,6 +146,17 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
     shapes = peak_shapes(device, model.config)
     peak = matmul_peak(options.peak_seconds, shapes, device=device)
     _print_header(console, model, host, vers, peak, peak_label(device, shapes))
+    # Each low-precision peer against its own precision's peak, measured in the same run.
+    own_peaks: dict[str, float | None] = {}
+    wanted = {PRECISION.get(name, "fp32") for name in options.peer_names}
+    if "bf16" in wanted and not is_cuda(device):
+        own_peaks["bf16"] = matmul_peak(options.peak_seconds, shapes, precision="bf16")
+    if "int8" in wanted and not is_cuda(device):
+        own_peaks["int8"] = int8_peak(options.peak_seconds / 2, shapes[1:], options.threads)
+    for kind, value in own_peaks.items():
+        shown = f"{value:.1f} G{'OP' if kind == 'int8' else 'FLOP'}/s" if value else "n/a"
+        how = "onnxruntime MatMulInteger" if kind == "int8" else "torch.matmul and oneDNN"
+        console.print(f"[bold]{kind} peak[/] ({how}, best window): {shown}", highlight=False)
 
     ctx = PeerContext(
         model,
@@ -166,6 +194,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         "device": device,
         "peak_kind": peak_label(device, shapes),
         "peak_gflops_start": peak,
+        "own_peaks": own_peaks,
         "model_dir": str(model.path),
         "model_config": model.config,
         "tiny": options.tiny,
@@ -200,7 +229,7 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         doc_tokens = [count(d) for d in workload.docs(n)]
         console.print()
         title = label if device == "cpu" else f"{label}, fp16 on {host['gpu']['name']}"
-        console.print(_table(n, timings, model.config, peak, title, deviations))
+        console.print(_table(n, timings, model.config, peak, title, deviations, own_peaks))
         console.print(_token_facts(timings, doc_tokens))
         report["workloads"].append(_workload_record(timings, model.config, doc_tokens))
     _print_footer(console, runs, skipped, deviations, options, report, started)
@@ -226,7 +255,8 @@ def _print_header(
         f"[bold]machine[/]: {host['cpu']}; {host['cores']} cores ({host['usable_cores']} usable);"
         f" torch threads {host['torch_threads']}; Python {host['python']}; load average "
         f"{host['loadavg'][0]:.2f} at start\n"
-        "[bold]versions[/]: "
+        + _cpu_line(host)
+        + "[bold]versions[/]: "
         + ", ".join(f"{k} {v}" for k, v in vers.items())
         + "\n"
         + (_gpu_line(host["gpu"]) if "gpu" in host else "")
@@ -234,6 +264,17 @@ def _print_header(
         f"[bold]model[/]: {model.path} ({how}); XLM-R {cfg['num_hidden_layers']} layers, "
         f"hidden {cfg['hidden_size']}, vocab {cfg['vocab_size']}; random weights",
         highlight=False,
+    )
+
+
+def _cpu_line(host: dict[str, Any]) -> str:
+    if "kernels" not in host:
+        return ""
+    k = host["kernels"]
+    features = ", ".join(host.get("cpu_features") or ()) or "none of AVX2/AVX-512/AMX"
+    return (
+        f"[bold]cpu features[/]: {features}; kernels: fp32 {k['fp32']}, bf16 {k['bf16']}, "
+        f"int8 {k['int8']}\n"
     )
 
 
@@ -260,12 +301,13 @@ def _table(
     peak: float,
     label: str,
     deviations: dict[str, Deviation],
+    own_peaks: dict[str, float | None] | None = None,
 ) -> Table:
     by_name = {t.name: t for t in timings}
     table = Table(title=f"1 query × {n} documents ({label})")
     table.add_column("peer")
-    cols: tuple[str, ...] = ("max_len", "pairs/s", "s/req", "×flag", "×CE", "real/comp")
-    cols = (*cols, "GFLOP/s", "%peak", "work", "comp %pk", "cpu")
+    cols: tuple[str, ...] = ("max_len", "pairs/s", "s/req", "×flag", "×CE", "×fp32", "real/comp")
+    cols = (*cols, "GFLOP/s", "%peak", "own %pk", "work", "comp %pk", "cpu")
     for col in (*cols, "Δ/spread", "ρ"):
         table.add_column(col, justify="right")
     for t in timings:
@@ -278,9 +320,11 @@ def _table(
             f"{t.median_s:.3f}",
             _ratio(t, by_name.get(FLAG)),
             _ratio(t, by_name.get(CROSS)),
+            _ratio(t, by_name.get(REFERENCE)),
             f"{sum(t.lengths) / t.computed_tokens:.1%}",
             f"{gflops:.1f}",
             f"{gflops / peak:.1%}",
+            _own_share(t, gflops, peak, own_peaks or {}),
             _work(t, by_name.get(REFERENCE)),
             f"{t.computed_flops / t.median_s / 1e9 / peak:.1%}",
             f"{t.cpu_share:.0%}",
@@ -288,6 +332,13 @@ def _table(
             "ref" if t.name == REFERENCE else (f"{dev.spearman:.4f}" if dev else "n/a"),
         )
     return table
+
+
+def _own_share(t: Timing, gflops: float, fp32_peak: float, own: dict[str, float | None]) -> str:
+    """Useful GFLOP/s against the peak of the peer's own precision (fp32, bf16, int8)."""
+    kind = PRECISION.get(t.name, "fp32")
+    value = fp32_peak if kind == "fp32" else own.get(kind)
+    return f"{gflops / value:.1%}" if value else "n/a"
 
 
 def _drift_line(speed: dict[str, float]) -> str:
@@ -397,10 +448,13 @@ def _print_footer(
     report["runtime_s"] = elapsed
     console.print(
         f"\nruntime {elapsed:.0f} s. pairs/s = documents / median s per request (s/req; 1 "
-        f"warm-up, {options.repeats} timed); ×flag, ×CE = pairs/s ratios; real/comp = real "
+        f"warm-up, {options.repeats} timed); ×flag, ×CE, ×fp32 = pairs/s ratios (×fp32: over "
+        "rankgate, the exact fp32 path); real/comp = real "
         "tokens / tokens computed incl. padding; GFLOP/s counts real tokens only "
         "(2·P + 4·L·s·H per token), so padding and repeated work lower it; %peak = of the "
-        "matmul peak above (fp32 on the CPU, fp16 on a GPU; int8 may exceed it); work = model "
+        "matmul peak above (fp32 on the CPU, fp16 on a GPU; int8 may exceed it); own %pk = of "
+        "the peak of the peer's own precision (bf16 peers: the bf16 peak, int8: the int8 "
+        "peak, others: the fp32 one); work = model "
         "FLOPs the peer computed (padding, repeats and rankgate's skipped last-layer work "
         "accounted) over rankgate's; comp %pk = those FLOPs per second against the peak, how "
         "fast the peer runs the arithmetic it does; cpu = process "

@@ -6,6 +6,7 @@ lazily, inside the functions that need it.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -201,18 +202,28 @@ def matmul_peak(
     shapes: Sequence[Shape] | None = None,
     windows: int = 5,
     device: str = "cpu",
+    precision: str = "auto",
 ) -> float:
-    """GFLOP/s of ``torch.matmul``: the best window of all, ``windows`` windows per shape over
-    about ``seconds`` in all (at least one product a window), so that a moment of load from
-    other processes lowers one window rather than the peak, and a shape the BLAS library runs
-    faster than the square one raises it (the model's own products must not beat the
-    yardstick). On the CPU in fp32; on a CUDA device in fp16 (the card's dense tensor-core
-    rate, with the device synchronised around each window). ``shapes``: :func:`peak_shapes`."""
+    """GFLOP/s of the best matrix-product kernel: the best window of all, ``windows`` windows
+    per shape and kernel over about ``seconds`` in all (at least one product a window), so that a
+    moment of load from other processes lowers one window rather than the peak, and a shape or
+    library that runs faster than the square product raises it (the model's own products must
+    not beat the yardstick). ``precision``: ``auto`` is fp32 on the CPU and fp16 on a CUDA
+    device (the card's dense tensor-core rate, synchronised around each window); ``bf16`` is
+    bf16 products. On the CPU every product runs on ``torch.matmul`` (MKL for fp32) and on
+    oneDNN's linear op, the two libraries rankgate's CPU paths use. ``shapes``:
+    :func:`peak_shapes`."""
     import torch
 
+    from rankgate.backends.kernels import onednn_available
+
     gpu = is_cuda(device)
-    dtype = torch.float16 if gpu else torch.float32
+    if precision == "auto":
+        dtype = torch.float16 if gpu else torch.float32
+    else:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     shapes = tuple(shapes or peak_shapes(device))
+    onednn = not gpu and onednn_available(torch)
 
     def sync() -> None:
         if gpu:
@@ -222,19 +233,88 @@ def matmul_peak(
     for m, k, n in shapes:
         a = torch.randn(m, k, dtype=dtype, device=device)
         b = torch.randn(k, n, dtype=dtype, device=device)
-        torch.matmul(a, b)  # warm-up: thread pool, caches, kernel selection
+        kernels: list[Callable[[], Any]] = [functools.partial(torch.matmul, a, b)]
+        if onednn:
+            weight = b.t().contiguous()
+            if dtype == torch.bfloat16:  # as rankgate's bf16 paths keep their weights
+                weight = torch.ops.mkldnn._reorder_linear_weight(weight, m)
+            linear = torch.ops.mkldnn._linear_pointwise
+            kernels.append(functools.partial(linear, a, weight, None, "none", [], ""))
+        for kernel in kernels:
+            with torch.inference_mode():
+                best = max(
+                    best,
+                    _best_window(
+                        kernel,
+                        2 * m * k * n,
+                        seconds,
+                        windows,
+                        len(shapes) * len(kernels),
+                        sync,
+                        gpu,
+                    ),
+                )
+        del a, b, kernels
+    return best
+
+
+def _best_window(
+    kernel: Callable[[], Any],
+    flops: float,
+    seconds: float,
+    windows: int,
+    share: int,
+    sync: Callable[[], None],
+    gpu: bool,
+) -> float:
+    kernel()  # warm-up: thread pool, caches, kernel selection
+    sync()
+    best = 0.0
+    for _ in range(windows):
+        runs, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds / windows / share or runs == 0:
+            kernel()
+            runs += 1
+            if gpu and runs % 10 == 0:
+                sync()
         sync()
-        for _ in range(windows):
-            runs, started = 0, time.perf_counter()
-            while time.perf_counter() - started < seconds / windows / len(shapes) or runs == 0:
-                torch.matmul(a, b)
-                runs += 1
-                if gpu and runs % 10 == 0:
-                    sync()
-            sync()
-            elapsed = time.perf_counter() - started
-            best = max(best, 2 * m * k * n * runs / elapsed / 1e9)
-        del a, b
+        best = max(best, flops * runs / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def int8_peak(
+    seconds: float = 1.0, shapes: Sequence[Shape] | None = None, threads: int = 2
+) -> float | None:
+    """GOP/s of onnxruntime's int8 matrix product (``MatMulInteger``, uint8 × int8 → int32, the
+    product dynamically quantized models run; MLAS picks AMX-INT8 / VNNI / AVX2 by CPU), best
+    window over ``shapes`` (the model's feed-forward products); None without onnx and
+    onnxruntime."""
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for m, k, n in shapes or peak_shapes("cpu")[1:] or peak_shapes("cpu"):
+        weight = rng.integers(-128, 127, (k, n), dtype=np.int8)
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+            "int8_peak",
+            [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])],
+            [helper.make_tensor_value_info("y", TensorProto.INT32, [m, n])],
+            [onnx.numpy_helper.from_array(weight, "b")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        a = rng.integers(0, 255, (m, k), dtype=np.uint8)
+        run = functools.partial(session.run, None, {"a": a})
+        best = max(best, _best_window(run, 2 * m * k * n, seconds, 3, 1, lambda: None, False))
     return best
 
 
@@ -248,7 +328,8 @@ def peak_label(device: str, shapes: Sequence[Shape] | None = None) -> str:
     shapes = tuple(shapes or peak_shapes(device))
     products = ", ".join("×".join(str(d) for d in shape) for shape in shapes)
     where = " on the GPU" if is_cuda(device) else ""
-    return f"{peak_name(device)} (torch.matmul {products}{where}, best window)"
+    how = "torch.matmul" if is_cuda(device) else "torch.matmul and oneDNN linear"
+    return f"{peak_name(device)} ({how} {products}{where}, best window)"
 
 
 def machine(device: str = "cpu") -> dict[str, Any]:
@@ -265,8 +346,17 @@ def machine(device: str = "cpu") -> dict[str, Any]:
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from rankgate.backends.cpu import choose_kernels, cpu_info
+
+    info = cpu_info()
+    kernels = choose_kernels(info)
     found: dict[str, Any] = {
         "cpu": cpu,
+        "cpu_vendor": info.vendor,
+        "cpu_features": info.features,
+        "cpu_flags": sorted(info.flags),
+        "kernels": {"fp32": kernels.fp32, "bf16": kernels.bf16, "int8": kernels.int8},
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "torch_threads": torch.get_num_threads(),

@@ -3,6 +3,10 @@
 - ``rankgate``: :class:`rankgate.Reranker` on torch (the exact fp32 path; fp16 on a GPU);
 - ``rankgate-padded`` / ``rankgate-packed``: the same with packed forward passes forced off or
   on (A/B peers: packing is the CPU default and opt-in on CUDA);
+- ``rankgate-blas``: the same with its fp32 linear layers on torch's BLAS (MKL) rather than what
+  the CPU dispatch picked (an A/B peer; the same as ``rankgate`` where MKL is the pick);
+- ``rankgate-bf16-mixed`` / ``rankgate-bf16``: the same in ``bf16-mixed`` (bf16 products, fp32
+  around them) and in pure bfloat16 (CPU peers, default on CPUs with bf16 hardware);
 - ``rankgate-onnx`` / ``rankgate-int8``: the same on onnxruntime, with the model exported by
   :func:`rankgate.backends.onnx_export.export_onnx` (fp32, and int8 dynamically quantized);
 - ``crossencoder`` / ``crossencoder-onnx``: sentence-transformers ``CrossEncoder.rank``, on torch
@@ -138,20 +142,30 @@ class PeerRun:
 
 
 def _rankgate(
-    ctx: PeerContext, name: str, onnx_file: str | None, packed: bool | None = None
+    ctx: PeerContext,
+    name: str,
+    onnx_file: str | None,
+    packed: bool | None = None,
+    *,
+    dtype: str | None = None,
+    cpu_matmul: str = "auto",
 ) -> PeerRun:
     from rankgate import Reranker
     from rankgate.engine.batching import batch_tokens, plan_batches
 
     note = ""
     if onnx_file is None:
+        if dtype is not None and ctx.gpu:
+            raise PeerSkipped(f"{name} is a CPU peer; on a GPU every peer runs in fp16")
         rr = Reranker(
             str(ctx.model.path),
             device=ctx.device,
-            dtype=ctx.dtype,
+            dtype=dtype or ctx.dtype,
             max_length=ctx.max_length,
             threads=ctx.threads,
             packed=packed,
+            cpu_matmul=cpu_matmul,
+            bf16_probe=False,
         )
     else:
         if ctx.gpu:
@@ -196,7 +210,7 @@ def _rankgate(
                 else f"≤{rr.batch_tokens} padded tokens, ≤{size} pairs, length-sorted, split "
                 f"where padding costs more than a pass ({rr.batch_overhead_tokens} tokens)"
             )
-            + f" ({rr.backend.name}, {rr.backend.dtype})",
+            + f" ({rr.backend.name}, {rr.backend.dtype}; {rr.info().kernels})",
             ctx.threads,
             {"batches": [len(b) for b in batches]},
         )
@@ -378,6 +392,11 @@ PEER_FUNCTIONS: dict[str, Callable[[PeerContext], PeerRun]] = {
     "rankgate": lambda ctx: _rankgate(ctx, "rankgate", None),
     "rankgate-padded": lambda ctx: _rankgate(ctx, "rankgate-padded", None, packed=False),
     "rankgate-packed": lambda ctx: _rankgate(ctx, "rankgate-packed", None, packed=True),
+    "rankgate-blas": lambda ctx: _rankgate(ctx, "rankgate-blas", None, cpu_matmul="blas"),
+    "rankgate-bf16-mixed": lambda ctx: _rankgate(
+        ctx, "rankgate-bf16-mixed", None, dtype="bf16-mixed"
+    ),
+    "rankgate-bf16": lambda ctx: _rankgate(ctx, "rankgate-bf16", None, dtype="bfloat16"),
     "rankgate-onnx": lambda ctx: _rankgate(ctx, "rankgate-onnx", "model.onnx"),
     "rankgate-int8": lambda ctx: _rankgate(ctx, "rankgate-int8", "model_int8.onnx"),
     "crossencoder": lambda ctx: _cross_encoder(ctx, "crossencoder", onnx=False),

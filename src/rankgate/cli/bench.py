@@ -80,7 +80,9 @@ def bench(
         _opt(
             "PEERS",
             f"Comma-separated, from {','.join(PEERS)}. Default: {','.join(DEFAULT_PEERS)} on the "
-            f"CPU, {','.join(DEFAULT_GPU_PEERS)} on a GPU. With --llm, from (and by default) "
+            "CPU (plus rankgate-bf16-mixed and rankgate-bf16 on CPUs with bf16 hardware, and "
+            "rankgate-blas where oneDNN is the fp32 pick), "
+            f"{','.join(DEFAULT_GPU_PEERS)} on a GPU. With --llm, from (and by default) "
             f"{','.join(LLM_PEERS)}.",
         ),
     ] = None,

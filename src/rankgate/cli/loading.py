@@ -30,6 +30,8 @@ MODEL_OPTIONS = (
     "reuse_memory",
     "prefix_cache",
     "packed",
+    "cpu_matmul",
+    "bf16_probe",
     "offline",
     "cache_dir",
     "calibration",

@@ -29,6 +29,9 @@ def info(
     long_documents: common.LongDocs = None,
     calibration: common.Calibration = None,
     threads: common.Threads = None,
+    packed: common.Packed = None,
+    cpu_matmul: common.CpuMatmul = None,
+    bf16_probe: common.Bf16Probe = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
 ) -> None:

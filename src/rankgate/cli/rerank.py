@@ -164,6 +164,8 @@ def rerank(
     reuse_memory: common.ReuseMemory = None,
     prefix_cache: common.PrefixCache = None,
     packed: common.Packed = None,
+    cpu_matmul: common.CpuMatmul = None,
+    bf16_probe: common.Bf16Probe = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
 ) -> None:

@@ -169,7 +169,17 @@ def create_app(
         state.bind(engines)
         for served in state.models.values():
             info = served.reranker.info()
-            log.info("serving %s (%s) on %s", served.name, info.model, info.device)
+            where = f"{info.device} ({info.cpu})" if info.cpu else info.device
+            log.info(
+                "serving %s (%s) on %s, %s: %s",
+                served.name,
+                info.model,
+                where,
+                info.dtype,
+                info.kernels,
+            )
+            if info.bf16_probe is not None:
+                log.info("%s: %s (--dtype bf16-mixed)", served.name, info.bf16_probe.describe())
         try:
             yield
         finally:

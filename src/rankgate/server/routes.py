@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from rankgate.server.metrics import CONTENT_TYPE_LATEST
 from rankgate.server.protocol import cohere, tei, vllm, xinference
 from rankgate.server.protocol.errors import AnyError, error_responses
 from rankgate.server.state import Served
+from rankgate.types import ModelInfo
 
 __all__ = ["router"]
 
@@ -208,6 +210,7 @@ async def info(request: Request) -> Response:
             recipe=model.recipe,
             calibration=model.calibration,
             calibration_file=model.calibration_file,
+            **_cpu_details(model),
             models=[_served_model(served) for served in state.models.values()],
         ),
     )
@@ -229,7 +232,18 @@ def _served_model(served: Served) -> tei.ServedModel:
         calibration=i.calibration,
         calibration_file=i.calibration_file,
         cache_size=cache.max_bytes if cache is not None else 0,
+        **_cpu_details(i),
     )
+
+
+def _cpu_details(info: ModelInfo) -> dict[str, Any]:
+    probe = info.bf16_probe
+    return {
+        "cpu": info.cpu,
+        "cpu_features": list(info.cpu_features),
+        "kernels": info.kernels,
+        "bf16_probe": tei.PrecisionProbeInfo(**dataclasses.asdict(probe)) if probe else None,
+    }
 
 
 @router.get(

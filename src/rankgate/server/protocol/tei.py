@@ -93,6 +93,17 @@ class TEIModelType(BaseModel):
     reranker: TEIReranker
 
 
+class PrecisionProbeInfo(BaseModel):
+    """Another precision against the loaded fp32 model, on the load-time probe pairs."""
+
+    dtype: str
+    speedup: float = Field(description="fp32 time / this precision's time (> 1: faster).")
+    max_delta: float = Field(description="Largest change of a raw score (logit).")
+    spread: float = Field(description="max - min of the fp32 raw scores, for scale.")
+    spearman: float = Field(description="Rank correlation with the fp32 scores.")
+    pairs: int
+
+
 class ServedModel(BaseModel):
     """One model the server serves, by the name a request's ``model`` may give."""
 
@@ -110,6 +121,18 @@ class ServedModel(BaseModel):
         "(rankgate calibrate); null: the sigmoid of the logit.",
     )
     calibration_file: str | None = Field(None, description="The calibration file in use.")
+    cpu: str | None = Field(None, description="The CPU's model name, when the model runs on it.")
+    cpu_features: list[str] = Field(
+        [],
+        description="The CPU's instruction sets that matter for inference (AVX2, AVX-512, "
+        "AVX512-BF16, AVX512-FP16, AVX512-VNNI, AVX-VNNI, AMX-BF16, AMX-FP16, AMX-INT8).",
+    )
+    kernels: str | None = Field(None, description="What runs the model's matrix products.")
+    bf16_probe: PrecisionProbeInfo | None = Field(
+        None,
+        description="On a CPU with bf16 hardware running fp32: what dtype bf16-mixed would "
+        "change, measured at load on a fixed probe set.",
+    )
     cache_size: int = 0
     """The score cache's memory bound in bytes (``--cache-size``); 0: no cache."""
 
@@ -129,6 +152,18 @@ class RankgateDetails(BaseModel):
         "(raw_scores, use_activation false).",
     )
     calibration_file: str | None = Field(None, description="The calibration file in use.")
+    cpu: str | None = Field(None, description="The CPU's model name, when the model runs on it.")
+    cpu_features: list[str] = Field(
+        [],
+        description="The CPU's instruction sets that matter for inference (AVX2, AVX-512, "
+        "AVX512-BF16, AVX512-FP16, AVX512-VNNI, AVX-VNNI, AMX-BF16, AMX-FP16, AMX-INT8).",
+    )
+    kernels: str | None = Field(None, description="What runs the model's matrix products.")
+    bf16_probe: PrecisionProbeInfo | None = Field(
+        None,
+        description="On a CPU with bf16 hardware running fp32: what dtype bf16-mixed would "
+        "change, measured at load on a fixed probe set.",
+    )
     models: list[ServedModel] = []
 
 
