@@ -70,7 +70,9 @@ def main() -> None:
     torch.set_num_threads(2)
     model = ensure_model(default_model_dir(args.tiny), tiny=args.tiny)
     work = Workload.build((args.pairs,), 280, token_counter(model.path))
-    backend = TorchBackend(model.path, model_id="m", device="cpu", dtype="float32", bf16_probe=False)
+    backend = TorchBackend(
+        model.path, model_id="m", device="cpu", dtype="float32", bf16_probe=False
+    )
     query = backend.tokenize([work.query])[0]
     docs = backend.tokenize(list(work.deviation_documents[: args.pairs]))
     pairs = [backend.template.build(query, d) for d in docs]
