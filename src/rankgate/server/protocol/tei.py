@@ -104,7 +104,24 @@ class PrecisionProbeInfo(BaseModel):
     pairs: int
 
 
-class ServedModel(BaseModel):
+class CpuDetails(BaseModel):
+    """Where a model runs on the CPU and on which kernels (``/info``, for every model)."""
+
+    cpu: str | None = Field(None, description="The CPU's model name, when the model runs on it.")
+    cpu_features: list[str] = Field(
+        [],
+        description="The CPU's instruction sets that matter for inference (AVX2, AVX-512, "
+        "AVX512-BF16, AVX512-FP16, AVX512-VNNI, AVX-VNNI, AMX-BF16, AMX-FP16, AMX-INT8).",
+    )
+    kernels: str | None = Field(None, description="What runs the model's matrix products.")
+    bf16_probe: PrecisionProbeInfo | None = Field(
+        None,
+        description="On a CPU with bf16 hardware running fp32: what dtype bf16-mixed would "
+        "change, measured at load on a fixed probe set.",
+    )
+
+
+class ServedModel(CpuDetails):
     """One model the server serves, by the name a request's ``model`` may give."""
 
     name: str
@@ -121,23 +138,11 @@ class ServedModel(BaseModel):
         "(rankgate calibrate); null: the sigmoid of the logit.",
     )
     calibration_file: str | None = Field(None, description="The calibration file in use.")
-    cpu: str | None = Field(None, description="The CPU's model name, when the model runs on it.")
-    cpu_features: list[str] = Field(
-        [],
-        description="The CPU's instruction sets that matter for inference (AVX2, AVX-512, "
-        "AVX512-BF16, AVX512-FP16, AVX512-VNNI, AVX-VNNI, AMX-BF16, AMX-FP16, AMX-INT8).",
-    )
-    kernels: str | None = Field(None, description="What runs the model's matrix products.")
-    bf16_probe: PrecisionProbeInfo | None = Field(
-        None,
-        description="On a CPU with bf16 hardware running fp32: what dtype bf16-mixed would "
-        "change, measured at load on a fixed probe set.",
-    )
     cache_size: int = 0
     """The score cache's memory bound in bytes (``--cache-size``); 0: no cache."""
 
 
-class RankgateDetails(BaseModel):
+class RankgateDetails(CpuDetails):
     """rankgate's own details next to TEI's fields (the default model's, and every model)."""
 
     backend: str
@@ -152,18 +157,6 @@ class RankgateDetails(BaseModel):
         "(raw_scores, use_activation false).",
     )
     calibration_file: str | None = Field(None, description="The calibration file in use.")
-    cpu: str | None = Field(None, description="The CPU's model name, when the model runs on it.")
-    cpu_features: list[str] = Field(
-        [],
-        description="The CPU's instruction sets that matter for inference (AVX2, AVX-512, "
-        "AVX512-BF16, AVX512-FP16, AVX512-VNNI, AVX-VNNI, AMX-BF16, AMX-FP16, AMX-INT8).",
-    )
-    kernels: str | None = Field(None, description="What runs the model's matrix products.")
-    bf16_probe: PrecisionProbeInfo | None = Field(
-        None,
-        description="On a CPU with bf16 hardware running fp32: what dtype bf16-mixed would "
-        "change, measured at load on a fixed probe set.",
-    )
     models: list[ServedModel] = []
 
 
