@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, pad_batch, physical_cores
+from rankgate.backends.cpu import choose_kernels, cpu_info
 from rankgate.backends.tokenization import FileTokenizer, usable_positions
 from rankgate.errors import (
     BackendError,
@@ -244,6 +245,15 @@ class OnnxBackend:
                 f"'{self.model_id}' has {labels} output labels; a reranker has exactly one"
             )
         return str(output.name)
+
+    @property
+    def kernels(self) -> str:
+        """What runs the matrix products, for ``rankgate info`` and ``/info``."""
+        if self.device != "cpu":
+            return f"onnxruntime {self.device}, {self.dtype}"
+        chosen = choose_kernels(cpu_info())
+        isa = chosen.int8 if self.dtype == "int8" else chosen.isa
+        return f"onnxruntime MLAS, {self.dtype} on {isa}"
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         return self._tokenizer.tokenize(texts, max_tokens)

@@ -14,7 +14,7 @@ import numpy as np
 
 from rankgate.backends import Backend, EncodedPair, load_backend
 from rankgate.backends.base import is_cuda
-from rankgate.backends.cpu import choose_kernels, cpu_info
+from rankgate.backends.cpu import cpu_info
 from rankgate.config import RerankerSettings, build_settings
 from rankgate.engine.batching import ForwardObserver, Keep, Progress, score_pairs
 from rankgate.engine.calibration import Calibration, load_calibration
@@ -142,14 +142,10 @@ class Reranker:
         b = self.backend
         recipe = getattr(b, "recipe", None)
         cpu = cpu_info() if b.device == "cpu" else None
-        kernels = getattr(b, "kernels", None)
-        if kernels is None and cpu is not None and b.name == "onnx":  # MLAS, by precision
-            chosen = choose_kernels(cpu)
-            kernels = f"onnxruntime, {chosen.int8 if b.dtype == 'int8' else chosen.isa}"
         return ModelInfo(
             cpu=cpu.model if cpu else None,
             cpu_features=tuple(cpu.features) if cpu else (),
-            kernels=kernels,
+            kernels=getattr(b, "kernels", None),
             bf16_probe=getattr(b, "bf16_probe", None),
             recipe=getattr(recipe, "name", None),
             model=self.backend.model_id,
