@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -297,7 +296,7 @@ def int8_peak(
         return None
     rng = np.random.default_rng(0)
     best = 0.0
-    for m, k, n in shapes or peak_shapes("cpu")[1:] or peak_shapes("cpu"):
+    for m, k, n in shapes or peak_shapes("cpu"):
         weight = rng.integers(-128, 127, (k, n), dtype=np.int8)
         graph = helper.make_graph(
             [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
@@ -337,21 +336,13 @@ def machine(device: str = "cpu") -> dict[str, Any]:
     also the card (name, memory, multiprocessors, compute capability) and the CUDA version."""
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from rankgate.backends.cpu import choose_kernels, cpu_info
 
     info = cpu_info()
     kernels = choose_kernels(info)
     found: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": info.model,
         "cpu_vendor": info.vendor,
         "cpu_features": info.features,
         "cpu_flags": sorted(info.flags),
