@@ -202,7 +202,7 @@ def test_info_names_the_cpu_its_features_and_kernels(tiny_model: Path) -> None:
     assert info.bf16_probe is not None
 
 
-def test_bf16_mixed_is_refused_where_it_is_not_built(tiny_model: Path, tmp_path: Path) -> None:
+def test_bf16_mixed_is_refused_where_it_is_not_built(tiny_model: Path) -> None:
     with pytest.raises(ConfigError, match="torch backend"):
         Reranker(str(tiny_model), backend="onnx", dtype=MIXED)
 

@@ -111,11 +111,10 @@ class DecoderBackend:
         self._torch = torch
         self._body = self._model.get_decoder()
         self.onednn = False
-        if self.device == "cpu" and self.dtype == "float32":
-            self.cpu_kernels = choose_kernels(cpu_info(), cpu_matmul)
-            if self.cpu_kernels.fp32_onednn:
-                linears = [m for m in self._body.modules() if isinstance(m, torch.nn.Linear)]
-                self.onednn = route_to_onednn(torch, linears) > 0
+        on_cpu_fp32 = self.device == "cpu" and self.dtype == "float32"
+        if on_cpu_fp32 and choose_kernels(cpu_info(), cpu_matmul).fp32_onednn:
+            linears = [m for m in self._body.modules() if isinstance(m, torch.nn.Linear)]
+            self.onednn = route_to_onednn(torch, linears) > 0
         model_config = self._model.config
         self.model_max_length = int(getattr(model_config, "max_position_embeddings", 8192))
         self.parameters = sum(p.numel() for p in self._model.parameters())

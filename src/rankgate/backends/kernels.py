@@ -10,13 +10,10 @@ fp32 arithmetic in another summation order (within 1e-5 of the modules' own on t
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["Linears", "onednn_available", "route_to_onednn"]
-
-log = logging.getLogger(__name__)
 
 
 def onednn_available(torch: Any) -> bool:
@@ -65,12 +62,6 @@ class Linears:
                 if self.onednn:  # oneDNN's blocked layout, once, instead of on every call
                     w = torch.ops.mkldnn._reorder_linear_weight(w, rows_hint)
             self._weights[id(m)] = (w, b)
-
-    @property
-    def kind(self) -> str:
-        """What runs the products, for logs and ``rankgate info``."""
-        library = "oneDNN" if self.onednn else "torch"
-        return f"{library} {'bf16' if self.bf16 else 'fp32'}"
 
     def __call__(self, module: Any, x: Any) -> Any:
         """``module(x)`` on the chosen kernels; bf16 output in bf16 mode."""

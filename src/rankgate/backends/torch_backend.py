@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, is_cuda, pad_batch
-from rankgate.backends.cpu import CpuInfo, Kernels, choose_kernels, cpu_info
+from rankgate.backends.cpu import CpuInfo, Kernels, choose_kernels, cpu_info, native_bf16
 from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import FileTokenizer, usable_positions
 from rankgate.errors import (
@@ -99,8 +99,7 @@ def resolve_dtype(dtype: str, device: str, cpu: CpuInfo | None = None) -> str:
         return "float16" if is_cuda(device) else "float32"
     if dtype in {"bfloat16", MIXED} and device == "cpu":
         cpu = cpu or cpu_info()
-        kernels = choose_kernels(cpu)
-        if not kernels.bf16_native:
+        if not native_bf16(cpu):
             warnings.warn(
                 f"{dtype} was asked for on a CPU without bf16 instructions ({cpu.model}: no "
                 "AMX-BF16 or AVX512-BF16), where bf16 products are converted to fp32 and run "
@@ -273,7 +272,8 @@ class TorchBackend:
         mixed = self._packed_encoder(bf16=True)
         if mixed is None or self._packed is None:
             raise ModelLoadError(f"{self.model_id}: no packed forward to probe bf16 with")
-        tokens = {text: ids for text, ids in zip(*self._probe_tokens(), strict=True)}
+        texts = sorted({t for pair in PROBE_SET for t in pair})
+        tokens = dict(zip(texts, self.tokenize(texts), strict=True))
         pairs = [self.template.build(tokens[q], tokens[d]) for q, d in PROBE_SET]
 
         def run(encoder: Any) -> tuple[float, np.ndarray]:
@@ -294,10 +294,6 @@ class TorchBackend:
             spearman=float(np.corrcoef(_ranks(rounded), _ranks(exact))[0, 1]),
             pairs=len(pairs),
         )
-
-    def _probe_tokens(self) -> tuple[list[str], list[list[int]]]:
-        texts = sorted({t for pair in PROBE_SET for t in pair})
-        return texts, self.tokenize(texts)
 
     @property
     def module(self) -> Any:
