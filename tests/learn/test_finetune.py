@@ -215,8 +215,10 @@ def test_cli_bad_training_file_exits_2_with_the_line(tiny_model: Path, tmp_path:
 @pytest.mark.slow
 def test_fine_tuning_learns_a_task_from_chance_to_nearly_perfect(tmp_path: Path) -> None:
     """Relevant = the document names the query's rare keyword; the negatives share the query's
-    other words. A random 2-layer model ranks at chance; after 800 steps (about 30 s on 2 CPU
-    cores) it ranks the held-out queries' positives first among 20 candidates."""
+    other words. A random 2-layer model ranks at chance; after 1200 steps (about 40 s on 2 CPU
+    cores) it ranks the held-out queries' positives first among 20 candidates. At learning rate
+    1e-3 the end of training depended on the CPU's summation order (nDCG@10 1.0 on one AMD
+    EPYC, 0.72 on another); at 3e-4 seeds 1-3 all ended at 0.99-1.0 on both."""
     from rankgate.learn import parse_records
     from rankgate.testing import build_model, keyword_task, keyword_vocabulary
 
@@ -233,7 +235,7 @@ def test_fine_tuning_learns_a_task_from_chance_to_nearly_perfect(tmp_path: Path)
     train = parse_records(enumerate(keyword_task(2000, filler=2, seed=1), 1), "train")
     dev = parse_records(enumerate(keyword_task(60, negatives=19, filler=2, seed=2), 1), "dev")
     options = finetune_options(
-        max_steps=800, batch_size=8, learning_rate=1e-3, seed=1, progress=False, save_steps=400
+        max_steps=1200, batch_size=8, learning_rate=3e-4, seed=1, progress=False, save_steps=600
     )
     result = finetune(str(base), train, tmp_path / "tuned", options=options, dev=dev)
     assert result.before is not None and result.after is not None
