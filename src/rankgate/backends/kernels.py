@@ -31,8 +31,8 @@ class Linears:
 
     Args:
         onednn: fp32 and bf16 products through oneDNN (CPU only; ignored elsewhere).
-        bf16: keep a bf16 copy of each weight and run the products in bf16 (``bf16-mixed``);
-            the modules' own weights are left as they are.
+        bf16: keep a bf16 copy of each weight (taken when built) and run the products in bf16
+            (``bf16-mixed``); the modules' own weights are left as they are.
         rows_hint: the typical number of rows of a product, for oneDNN's weight layout.
     """
 
@@ -51,26 +51,30 @@ class Linears:
         modules = list(modules)
         on_cpu = all(m.weight.device.type == "cpu" for m in modules)
         self.onednn = bool(onednn and on_cpu and onednn_available(torch))
+        # bf16 copies (prepacked for oneDNN), taken now; fp32 products read the modules' own
+        # weights at every call, so that weights trained or moved in place are the ones used.
         self._weights: dict[int, tuple[Any, Any]] = {}
-        if not (self.onednn or bf16):
+        if not bf16:
             return
         for m in modules:
-            w, b = m.weight.detach(), None if m.bias is None else m.bias.detach()
-            if bf16:
-                w = w.to(torch.bfloat16)
-                b = None if b is None else b.to(torch.bfloat16)
-                if self.onednn:  # oneDNN's blocked layout, once, instead of on every call
-                    w = torch.ops.mkldnn._reorder_linear_weight(w, rows_hint)
+            w = m.weight.detach().to(torch.bfloat16)
+            b = None if m.bias is None else m.bias.detach().to(torch.bfloat16)
+            if self.onednn:  # oneDNN's blocked layout, once, instead of on every call
+                w = torch.ops.mkldnn._reorder_linear_weight(w, rows_hint)
             self._weights[id(m)] = (w, b)
 
     def __call__(self, module: Any, x: Any) -> Any:
         """``module(x)`` on the chosen kernels; bf16 output in bf16 mode."""
-        got = self._weights.get(id(module))
-        if got is None:
-            return module(x)
-        w, b = got
         if self.bf16:
+            got = self._weights.get(id(module))
+            if got is None:
+                return module(x)
+            w, b = got
             x = x.to(self._torch.bfloat16)
+        elif self.onednn and x.dtype == module.weight.dtype and not self._torch.is_grad_enabled():
+            w, b = module.weight, module.bias
+        else:
+            return module(x)
         if self.onednn:
             return self._torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
         return self._linear(x, w, b)
