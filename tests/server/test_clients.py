@@ -195,3 +195,51 @@ def test_real_clients_pick_a_model_of_a_two_model_server(
     for name, ranking in got.items():
         # TEI's client names no model, so the first (default) model answers it.
         assert_ranking(ranking, want_fast if name == "llama_index_tei" else want_llm, name)
+
+
+def _ragflow_huggingface(base_url: str, query: str, texts: list[str]) -> list[float]:
+    """A replica of RAGFlow's HuggingfaceRerank.post (infiniflow/ragflow @ b1b8cd623520,
+    rag/llm/rerank_model.py): no Authorization header; ``http://`` added to a bare host;
+    ``/rerank`` appended unless the URL already ends with it; batches of 8 texts with
+    ``raw_scores: false, truncate: true``; each score placed by its ``index`` within the batch."""
+    base = base_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        base = f"http://{base}"
+    endpoint = base if base.endswith("/rerank") else f"{base}/rerank"
+    scores = [0.0] * len(texts)
+    for start in range(0, len(texts), 8):
+        body = {"query": query, "texts": texts[start : start + 8], "raw_scores": False}
+        r = httpx.post(
+            endpoint,
+            headers={"Content-Type": "application/json"},
+            json={**body, "truncate": True},
+            timeout=30,
+        )
+        r.raise_for_status()
+        for item in r.json():
+            scores[item["index"] + start] = item["score"]
+    return scores
+
+
+def test_ragflow_huggingface_provider_on_a_server_without_keys(
+    serve,  # type: ignore[no-untyped-def]
+    model_server: LiveServer,
+    tiny_library: Reranker,
+) -> None:
+    """RAGFlow's "HuggingFace" (TEI) provider sends no key: it works against a server without
+    API keys, whichever of the three URL forms it is given, across its batches of 8; a server
+    with keys refuses it with TEI's 401 body instead of a wrong answer."""
+    from rankgate.server import ServerSettings, create_app
+
+    docs = SAMPLE_TEXT[:12]
+    want = [r.score for r in sorted(tiny_library.rerank(QUERY, docs), key=lambda r: r.index)]
+    keyless = serve(create_app(ServerSettings(batch_wait_ms=5), tiny_library))
+    host = keyless.url.removeprefix("http://")
+    for base in (host, f"{keyless.url}/", f"{keyless.url}/rerank"):
+        assert _ragflow_huggingface(base, QUERY, docs) == pytest.approx(
+            want, rel=1e-4, abs=1e-6
+        ), base
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        _ragflow_huggingface(model_server.url, QUERY, docs)
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.json()["error_type"] == "unauthorized"
