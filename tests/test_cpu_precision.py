@@ -239,3 +239,25 @@ def test_decoder_linear_layers_follow_the_dispatch_and_stay_exact(
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+def test_bf16_linears_fall_back_where_onednn_has_no_bf16_kernels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A CPU that claims bf16 (as a faked or misreported cpuinfo may) but whose oneDNN has no
+    # bf16 kernels (AVX2 only): the bf16 products run on torch's own kernels, not a crash.
+    import torch
+
+    from rankgate.backends import kernels
+
+    monkeypatch.setattr(kernels, "onednn_bf16_available", lambda torch: False)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 8)
+    linears = kernels.Linears(torch, [layer], onednn=True, bf16=True)
+    assert not linears.onednn
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        want = torch.nn.functional.linear(
+            x.bfloat16(), layer.weight.bfloat16(), layer.bias.bfloat16()
+        )
+        assert torch.equal(linears(layer, x), want)

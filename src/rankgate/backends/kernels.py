@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Linears", "onednn_available", "route_to_onednn"]
+__all__ = ["Linears", "onednn_available", "onednn_bf16_available", "route_to_onednn"]
 
 
 def onednn_available(torch: Any) -> bool:
@@ -22,6 +22,15 @@ def onednn_available(torch: Any) -> bool:
         return bool(torch.backends.mkldnn.is_available()) and hasattr(
             torch.ops.mkldnn, "_linear_pointwise"
         )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def onednn_bf16_available(torch: Any) -> bool:
+    """Whether oneDNN runs bf16 products on this CPU (it needs AVX-512 BW/VL/DQ, AVX-NE-CONVERT
+    or AMX; elsewhere its bf16 weight reorder raises)."""
+    try:
+        return onednn_available(torch) and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
@@ -56,6 +65,8 @@ class Linears:
         self._weights: dict[int, tuple[Any, Any]] = {}
         if not bf16:
             return
+        # bf16 on a CPU where oneDNN has no bf16 kernels: torch's own (emulated) bf16 product.
+        self.onednn = self.onednn and onednn_bf16_available(torch)
         for m in modules:
             w = m.weight.detach().to(torch.bfloat16)
             b = None if m.bias is None else m.bias.detach().to(torch.bfloat16)
