@@ -16,9 +16,7 @@ from rankgate.types import DEFAULT_MODEL
 
 
 def info(
-    as_json: Annotated[
-        bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON instead of a table.")
-    ] = False,
+    as_json: common.Json = False,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
