@@ -53,9 +53,7 @@ def info(
 
 def download(
     model: Annotated[str, typer.Argument(help="Hub id to fetch.")] = DEFAULT_MODEL,
-    revision: Annotated[
-        str | None, typer.Option(envvar="RANKGATE_REVISION", help="Branch, tag or commit.")
-    ] = None,
+    revision: common.Revision = None,
     onnx: Annotated[
         bool,
         typer.Option(
