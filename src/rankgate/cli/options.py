@@ -153,15 +153,28 @@ def _marker(name: str) -> tuple[str, str]:
 
 
 def _settings_classes() -> dict[str, type[BaseModel]]:
+    from rankgate.backends.onnx_export import ExportSettings
+    from rankgate.cli.demo_commands import DemoSettings, HealthReportSettings
     from rankgate.config import RerankerSettings
-    from rankgate.learn.finetune import FinetuneOptions
+    from rankgate.funnel.settings import EvalSettings, FunnelSettings
+    from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
+    from rankgate.ray.settings import BatchSettings, RaySettings
     from rankgate.server.settings import ServerSettings
 
-    return {
-        "ServerSettings": ServerSettings,
-        "RerankerSettings": RerankerSettings,
-        "FinetuneOptions": FinetuneOptions,
-    }
+    classes: list[type[BaseModel]] = [
+        ServerSettings,
+        RerankerSettings,
+        FinetuneOptions,
+        FinetuneJob,
+        FunnelSettings,
+        EvalSettings,
+        RaySettings,
+        BatchSettings,
+        ExportSettings,
+        DemoSettings,
+        HealthReportSettings,
+    ]
+    return {model.__name__: model for model in classes}
 
 
 def with_reference(text: str) -> str:
@@ -175,7 +188,14 @@ def with_reference(text: str) -> str:
     return text
 
 
-REFERENCE_DOCS = ("README.md", "docs/http-api.md", "docs/finetuning.md")
+REFERENCE_DOCS = (
+    "README.md",
+    "docs/http-api.md",
+    "docs/finetuning.md",
+    "docs/funnel.md",
+    "docs/ray.md",
+    "docs/insight.md",
+)
 """The documents that hold generated settings tables, relative to the repository."""
 
 

@@ -152,7 +152,9 @@ class EvalSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RANKGATE_EVAL_", extra="forbid", frozen=True)
 
-    split: str = Field("test", min_length=1, description="qrels/<split>.tsv to judge with.")
+    split: str = Field(
+        "test", min_length=1, description="The qrels to judge with: qrels/SPLIT.tsv."
+    )
     index_dir: Path | None = Field(
         None,
         description="Keep the corpus index here (reused next time).",

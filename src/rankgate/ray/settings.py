@@ -59,7 +59,7 @@ class RaySettings(BaseSettings):
         64,
         ge=1,
         description="Requests waiting in Ray Serve's queue (per proxy) for a replica; beyond it "
-        "requests get 429 with Retry-After (None, from Python: unbounded).",
+        "requests get 429 with Retry-After; None (from Python) leaves it unbounded.",
     )
     retry_after_s: float = Field(
         1.0, ge=0, description="Retry-After (seconds) sent with a 429 from Ray Serve's queue."
@@ -76,7 +76,9 @@ class RaySettings(BaseSettings):
         description="CPUs each replica reserves; on CPU-only replicas also torch's threads unless "
         "RANKGATE_THREADS is set.",
     )
-    app_name: str = Field("rankgate", min_length=1, description="Ray Serve application name.")
+    app_name: str = Field(
+        "rankgate", min_length=1, description="Ray Serve application (and deployment) name."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> RaySettings:
@@ -101,7 +103,10 @@ class BatchSettings(BaseSettings):
 
     actors: int = Field(1, ge=1, description="Model actors scoring in parallel (one model each).")
     batch_size: int = Field(
-        256, ge=1, description="Pairs handed to an actor at once (Ray Data's batch size)."
+        256,
+        ge=1,
+        description="Pairs handed to an actor at once (Ray Data's batch size), and the most "
+        "pairs per forward pass.",
     )
     shard_rows: int = Field(
         10_000,
