@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rankgate.errors import BackendError, ConfigError, MissingDependencyError, ModelLoadError
 
-__all__ = ["ExportResult", "export_onnx", "quantize_int8"]
+__all__ = ["ExportResult", "ExportSettings", "export_onnx", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,37 @@ _EXTERNAL_DATA_BYTES = 1_800_000_000
 # Largest |onnx - torch| logit difference accepted by the post-export check; float32 kernels
 # differ around 1e-5 on real models, a wrong trace differs by whole units.
 _VERIFY_TOLERANCE = 1e-3
+
+
+class ExportSettings(BaseSettings):
+    """What ``rankgate export`` writes (prefix ``RANKGATE_EXPORT_``: ``RANKGATE_OUT`` would be
+    every command's output)."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKGATE_EXPORT_", extra="forbid", frozen=True)
+
+    out: Path = Field(
+        description="Directory to write (created; existing files are replaced).",
+        json_schema_extra={"flags": ["--out", "-o"]},
+    )
+    int8: bool = Field(
+        False,
+        description="Also write model_int8.onnx (dynamic int8 quantization: smaller and faster "
+        "on CPU, scores move slightly).",
+        json_schema_extra={"flags": ["--int8"]},
+    )
+    opset: int = Field(17, ge=14, description="ONNX opset version.")
+    optimize: bool = Field(
+        True,
+        description="Fuse attention/GELU/LayerNorm into onnxruntime's transformer kernels "
+        "(verified against torch either way).",
+    )
+
+    @field_validator("out")
+    @classmethod
+    def _a_directory(cls, out: Path) -> Path:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} is a file, not a directory")
+        return out
 
 
 @dataclass(frozen=True, slots=True)

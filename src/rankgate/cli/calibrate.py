@@ -120,10 +120,7 @@ def calibrate_command(
             help="Equal-width score bins of the calibration error and the diagram.",
         ),
     ] = DEFAULT_BINS,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", envvar="RANKGATE_JSON", help="JSON instead of a report."),
-    ] = False,
+    as_json: common.Json = False,
     revision: common.Revision = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,

@@ -72,6 +72,12 @@ Offline = Annotated[bool | None, _model("offline")]
 CacheDir = Annotated[Path | None, _model("cache_dir")]
 Calibration = Annotated[str | None, _model("calibration")]
 
+# An output switch rather than a setting of a feature: RANKGATE_JSON means "print JSON" to every
+# command with --json (rerank, whose JSON is JSON Lines, declares its own help for it).
+Json = Annotated[
+    bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON out instead of a table.")
+]
+
 
 def literal(value: object, style: str = "") -> Text:
     """``value`` as text rich shows exactly as it is: brackets in it are never read as markup.

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -23,6 +25,7 @@ from rankgate.cli import common
 from rankgate.cli.common import EXIT_HELP, line, literal
 from rankgate.cli.help import PanelCommand, PanelGroup
 from rankgate.cli.loading import load_reranker
+from rankgate.cli.options import setting_option, settings_from
 from rankgate.engine import Reranker
 from rankgate.errors import InputError
 from rankgate.insight.catalog import get_scenario, load_scenarios
@@ -33,23 +36,82 @@ from rankgate.insight.monitor import AlertEvent, RankingHealth
 from rankgate.insight.render import explanation_text
 from rankgate.insight.requestlog import read_log
 
-__all__ = ["demo", "demo_app", "demo_list", "demo_trap", "health"]
+__all__ = [
+    "DemoSettings",
+    "HealthReportSettings",
+    "demo",
+    "demo_app",
+    "demo_list",
+    "demo_trap",
+    "health",
+]
 
 # soft_wrap: long lines stay whole when piped; the terminal wraps them.
 console = Console(soft_wrap=True)
 
-Lang = Annotated[
-    str,
-    typer.Option(
-        "--lang",
-        "-l",
-        help="Scenario language: zh en ja ko fr es de ru pt it, or a cross-lingual "
-        "pair such as zh-en (Chinese query, English documents). `rankgate demo list` shows all.",
-    ),
-]
-ChartOpt = Annotated[
-    Path | None, typer.Option("--chart", help="Write a PNG bar chart of the scores here.")
-]
+
+class DemoSettings(BaseSettings):
+    """The options of ``rankgate demo`` and ``rankgate demo trap`` (prefix ``RANKGATE_DEMO_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKGATE_DEMO_", extra="forbid", frozen=True)
+
+    lang: str = Field(
+        "en",
+        description="Scenario language: zh en ja ko fr es de ru pt it, or a cross-lingual pair "
+        "such as zh-en (Chinese query, English documents). `rankgate demo list` shows all.",
+        json_schema_extra={"flags": ["--lang", "-l"]},
+    )
+    scenario: str = Field(
+        "tesla-winter-range",
+        description="demo trap: the scenario id (`rankgate demo list`).",
+        json_schema_extra={"flags": ["--scenario", "-s"]},
+    )
+    chart: Path | None = Field(
+        None,
+        description="Write a PNG bar chart of the scores here.",
+        json_schema_extra={"default_text": "none; demo trap: rankgate-SCENARIO-LANG.png"},
+    )
+    no_chart: bool = Field(
+        False,
+        description="demo trap: do not write a chart.",
+        json_schema_extra={"flags": ["--no-chart"]},
+    )
+    explain: bool = Field(False, description="demo: also explain each score by sentence.")
+    top: int = Field(2, ge=0, description="demo trap: sentences to list per document.")
+
+
+class HealthReportSettings(BaseSettings):
+    """The options of ``rankgate health`` (prefix ``RANKGATE_HEALTH_REPORT_``; the monitor's own
+    thresholds are :class:`~rankgate.insight.health.HealthSettings`, ``RANKGATE_HEALTH_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RANKGATE_HEALTH_REPORT_", extra="forbid", frozen=True
+    )
+
+    log: Path | None = Field(None, description="A JSON Lines request log (see docs/insight.md).")
+    url: str | None = Field(None, description="A running server, e.g. http://127.0.0.1:8000.")
+    chart: Path = Field(Path("rankgate-health.png"), description="PNG chart over time.")
+    no_chart: bool = Field(
+        False, description="Do not write a chart.", json_schema_extra={"flags": ["--no-chart"]}
+    )
+
+
+_DEMO = "Demo options"
+_HEALTH = "Report options"
+
+
+# Each option is derived from its field (rankgate.cli.options): declared once, above.
+def _demo(name: str) -> Any:
+    return setting_option(DemoSettings, name, panel=_DEMO)
+
+
+def _report(name: str) -> Any:
+    return setting_option(HealthReportSettings, name, panel=_HEALTH)
+
+
+Lang = Annotated[str | None, _demo("lang")]
+ChartOpt = Annotated[Path | None, _demo("chart")]
+NoChart = Annotated[bool | None, _demo("no_chart")]
 
 
 def _load(options: Mapping[str, object]) -> Reranker:
@@ -139,9 +201,9 @@ def _print_trap(run: DemoRun, top_k: int) -> None:
 
 def demo(
     ctx: typer.Context,
-    lang: Lang = "en",
+    lang: Lang = None,
     chart: ChartOpt = None,
-    explain: Annotated[bool, typer.Option(help="Also explain each score by sentence.")] = False,
+    explain: Annotated[bool | None, _demo("explain")] = None,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -157,27 +219,26 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     with common.exits_on_error():
-        scenario = get_scenario("router-password", lang)
+        s = settings_from(DemoSettings, locals(), "demo settings")
+        scenario = get_scenario("router-password", s.lang)
         reranker = _load(locals())
         console.print(literal(banner(reranker)))
-        run = run_scenario(reranker, scenario, explain_scores=explain)
+        run = run_scenario(reranker, scenario, explain_scores=s.explain)
         _print_simple(run)
-        if explain:
+        if s.explain:
             for doc in scenario.documents:
                 console.print(line((doc.id, "bold"), ": "), end="")
                 console.print(explanation_text(run.explanations[doc.id]))
-        if chart is not None:
-            console.print(literal(f"chart: {demo_chart(run, chart)}"))
+        if s.chart is not None:
+            console.print(literal(f"chart: {demo_chart(run, s.chart)}"))
 
 
 def demo_trap(
-    lang: Lang = "en",
-    scenario: Annotated[
-        str, typer.Option("--scenario", "-s", help="Scenario id (`rankgate demo list`).")
-    ] = "tesla-winter-range",
+    lang: Lang = None,
+    scenario: Annotated[str | None, _demo("scenario")] = None,
     chart: ChartOpt = None,
-    no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write a chart.")] = False,
-    top: Annotated[int, typer.Option(help="Sentences to list per document.")] = 2,
+    no_chart: NoChart = None,
+    top: Annotated[int | None, _demo("top")] = None,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -192,13 +253,14 @@ def demo_trap(
     retrieval vs reranked order, chart, and the sentences that moved each score.
     Default chart: rankgate-SCENARIO-LANG.png."""
     with common.exits_on_error():
-        picked = get_scenario(scenario, lang)
+        s = settings_from(DemoSettings, locals(), "demo settings")
+        picked = get_scenario(s.scenario, s.lang)
         reranker = _load(locals())
         console.print(literal(banner(reranker)))
         run = run_scenario(reranker, picked)
-        _print_trap(run, top)
-        if not no_chart:
-            path = chart or Path(f"rankgate-{picked.id}-{picked.lang}.png")
+        _print_trap(run, s.top)
+        if not s.no_chart:
+            path = s.chart or Path(f"rankgate-{picked.id}-{picked.lang}.png")
             console.print(literal(f"\nchart: {demo_chart(run, path)}"))
 
 
@@ -292,17 +354,10 @@ def _report_table(snap: HealthSnapshot, s: HealthSettings) -> Table:
 
 
 def health(
-    log: Annotated[
-        Path | None, typer.Option("--log", help="A JSON Lines request log (see docs/insight.md).")
-    ] = None,
-    url: Annotated[
-        str | None, typer.Option("--url", help="A running server, e.g. http://127.0.0.1:8000.")
-    ] = None,
-    chart: Annotated[
-        Path | None,
-        typer.Option("--chart", help="PNG chart over time. Default: rankgate-health.png."),
-    ] = None,
-    no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write a chart.")] = False,
+    log: Annotated[Path | None, _report("log")] = None,
+    url: Annotated[str | None, _report("url")] = None,
+    chart: Annotated[Path | None, _report("chart")] = None,
+    no_chart: Annotated[bool | None, _report("no_chart")] = None,
     api_key: Annotated[
         str | None, typer.Option(envvar="RANKGATE_API_KEY", help="Bearer key for --url.")
     ] = None,
@@ -311,6 +366,8 @@ def health(
     request log or a running server, with a chart over time. Thresholds: RANKGATE_HEALTH_*.
     Exits 1 when any metric is alerting, 0 when all are healthy."""
     with common.exits_on_error():
+        report = settings_from(HealthReportSettings, locals(), "health report settings")
+        log, url = report.log, report.url
         if (log is None) == (url is None):
             raise InputError("give exactly one of --log FILE or --url URL")
         if log is not None:
@@ -334,12 +391,8 @@ def health(
         for e in events:
             state = ("crossed", "red") if e.alerting else ("recovered", "green")
             console.print(line(f"rerank {e.request}: {e.metric} ", state, f": {e.message}"))
-        if not no_chart:
-            path = health_chart(
-                health_series(observations, settings),
-                settings,
-                chart or Path("rankgate-health.png"),
-            )
+        if not report.no_chart:
+            path = health_chart(health_series(observations, settings), settings, report.chart)
             console.print(literal(f"chart: {path}"))
         if any(snap.alerts.values()):
             raise typer.Exit(1)  # an alert: non-zero, so that a check or a cron job sees it

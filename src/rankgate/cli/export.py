@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from rankgate.backends.onnx_export import ExportSettings, export_onnx
 from rankgate.cli import common
+from rankgate.cli.options import setting_option, settings_from
+
+_PANEL = "Export options"
+
+
+def _export(name: str) -> Any:
+    return setting_option(ExportSettings, name, panel=_PANEL)
 
 
 def export(
     model: Annotated[str, typer.Argument(help="Hub id or local directory of the model to export.")],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Directory to write (created; existing files are replaced).",
-            file_okay=False,
-        ),
-    ],
-    int8: Annotated[
-        bool,
-        typer.Option(
-            "--int8",
-            help="Also write model_int8.onnx (dynamic int8 quantization: smaller and faster "
-            "on CPU, scores move slightly).",
-        ),
-    ] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset version.", min=14)] = 17,
-    optimize: Annotated[
-        bool,
-        typer.Option(
-            help="Fuse attention/GELU/LayerNorm into onnxruntime's transformer kernels "
-            "(verified against torch either way)."
-        ),
-    ] = True,
-    revision: Annotated[
-        str | None, typer.Option(help="Hub branch, tag or commit.", show_default=False)
-    ] = None,
+    out: Annotated[Path, _export("out")],
+    int8: Annotated[bool | None, _export("int8")] = None,
+    opset: Annotated[int | None, _export("opset")] = None,
+    optimize: Annotated[bool | None, _export("optimize")] = None,
+    revision: common.Revision = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
 ) -> None:
@@ -47,16 +32,15 @@ def export(
 
     Needs torch and transformers (the torch extra) to export; serving the result needs neither.
     """
-    from rankgate.backends.onnx_export import export_onnx
-
     with common.exits_on_error():
+        settings = settings_from(ExportSettings, locals(), "export settings")
         common.quiet_libraries()
         result = export_onnx(
             model,
-            out,
-            int8=int8,
-            opset=opset,
-            optimize=optimize,
+            settings.out,
+            int8=settings.int8,
+            opset=settings.opset,
+            optimize=settings.optimize,
             revision=revision,
             cache_dir=cache_dir,
             offline=bool(offline),

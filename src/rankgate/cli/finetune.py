@@ -14,15 +14,21 @@ from rich.console import Console
 from rich.table import Table
 
 from rankgate.cli import common
-from rankgate.cli.options import setting_option
-from rankgate.learn.finetune import FinetuneOptions
+from rankgate.cli.options import setting_option, settings_from
+from rankgate.funnel.settings import FunnelSettings
+from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
 
+_DATA = "Data options"
 _TRAIN = "Training options"
 _MINE = "Mining options"
 
 
 def _opt(name: str) -> Any:
     return setting_option(FinetuneOptions, name, panel=_TRAIN)
+
+
+def _job(name: str, panel: str) -> Any:
+    return setting_option(FinetuneJob, name, panel=panel)
 
 
 LossOpt = Annotated[str | None, _opt("loss")]
@@ -72,100 +78,19 @@ def finetune(
     model: Annotated[
         str, typer.Argument(help="Hub id or local directory of the cross-encoder to start from.")
     ],
-    train: Annotated[
-        Path,
-        typer.Option(
-            "--train",
-            "-t",
-            help="Training rows, JSONL: FlagEmbedding's {query, pos, neg[, pos_scores, "
-            "neg_scores]} or sentence-transformers' labeled pairs {query, document, label} or "
-            "lists {query, docs, labels}.",
-            dir_okay=False,
-        ),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Directory for the fine-tuned model (checkpoints in OUT/checkpoints; a rerun "
-            "resumes from the newest).",
-            file_okay=False,
-        ),
-    ],
-    dev: Annotated[
-        Path | None,
-        typer.Option(
-            help="Held-out rows in the same format: nDCG@10, MRR@10, Recall and ranking health "
-            "are measured on them before and after, with a chart.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    chart: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where to write the before/after chart (PNG). Default: OUT/finetune-dev.png.",
-            show_default=False,
-        ),
-    ] = None,
-    index_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--index-dir",
-            "-i",
-            rich_help_panel=_MINE,
-            help="Mine hard negatives for every row from this index (rankgate index). Without "
-            "it, every row must bring its own negatives.",
-            show_default=False,
-        ),
-    ] = None,
+    train: Annotated[Path, _job("train", _DATA)],
+    out: Annotated[Path, _job("out", _DATA)],
+    dev: Annotated[Path | None, _job("dev", _DATA)] = None,
+    chart: Annotated[Path | None, _job("chart", _DATA)] = None,
+    index_dir: Annotated[Path | None, _job("index_dir", _MINE)] = None,
     embedding_model: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RANKGATE_EMBEDDING_MODEL",
-            rich_help_panel=_MINE,
-            help="The index's embedding model. Default: the one the funnel uses.",
-            show_default=False,
-        ),
+        str | None, setting_option(FunnelSettings, "embedding_model", panel=_MINE)
     ] = None,
-    mine_ranks: Annotated[
-        str,
-        typer.Option(
-            rich_help_panel=_MINE,
-            help="First-stage ranks to draw negatives from, FIRST-LAST (1-based). The top "
-            "ranks are skipped: they are often relevant documents nobody labeled.",
-        ),
-    ] = "3-100",
-    negatives: Annotated[
-        int, typer.Option(rich_help_panel=_MINE, help="Negatives to mine per row.", min=1)
-    ] = 7,
-    teacher: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel=_MINE,
-            help="A reranker that scores every document (for --loss distill) and, when mining, "
-            "vets the candidates: 'self' (the model being tuned) or a hub id or directory.",
-            show_default=False,
-        ),
-    ] = None,
-    teacher_margin: Annotated[
-        float,
-        typer.Option(
-            rich_help_panel=_MINE,
-            help="With --teacher: drop a candidate whose relevance is above the weakest "
-            "positive's minus this margin (a likely unlabeled positive).",
-        ),
-    ] = 0.05,
-    mined: Annotated[
-        Path | None,
-        typer.Option(
-            rich_help_panel=_MINE,
-            help="Where to write the rows with their mined negatives and teacher scores (JSONL; "
-            "train on it again with --train). Default: OUT/mined.jsonl.",
-            show_default=False,
-        ),
-    ] = None,
+    mine_ranks: Annotated[str | None, _job("mine_ranks", _MINE)] = None,
+    negatives: Annotated[int | None, _job("negatives", _MINE)] = None,
+    teacher: Annotated[str | None, _job("teacher", _MINE)] = None,
+    teacher_margin: Annotated[float | None, _job("teacher_margin", _MINE)] = None,
+    mined: Annotated[Path | None, _job("mined", _MINE)] = None,
     loss: LossOpt = None,
     group_size: GroupSize = None,
     batch_size: BatchSize = None,
@@ -184,7 +109,7 @@ def finetune(
     logging_steps: LoggingSteps = None,
     resume: Resume = None,
     progress: ProgressOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON out instead of a table.")] = False,
+    as_json: common.Json = False,
     revision: common.Revision = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,
@@ -215,6 +140,8 @@ def finetune(
     with common.exits_on_error():
         common.quiet_libraries()
         options = finetune_options(**{n: given[n] for n in TRAINING_OPTIONS})
+        job = settings_from(FinetuneJob, given, "fine-tuning options")
+        out = job.out
         model_options: dict[str, Any] = {
             "revision": revision,
             "device": device,
@@ -222,31 +149,34 @@ def finetune(
             "offline": offline,
             "cache_dir": cache_dir,
         }
-        rows = read_rows(train)
-        dev_rows = read_rows(dev) if dev else None
+        rows = read_rows(job.train)
+        dev_rows = read_rows(job.dev) if job.dev else None
         mining = None
-        judge = _teacher(teacher, model, model_options)
-        if index_dir is not None:
+        judge = _teacher(job.teacher, model, model_options)
+        if job.index_dir is not None:
             rows, mining = mine_negatives(
                 rows,
-                _open_index(index_dir, embedding_model, bool(offline)),
-                ranks=parse_ranks(mine_ranks),
-                count=negatives,
+                _open_index(job.index_dir, embedding_model, bool(offline)),
+                ranks=parse_ranks(job.mine_ranks),
+                count=job.negatives,
                 teacher=judge,
-                margin=teacher_margin,
+                margin=job.teacher_margin,
                 seed=options.seed,
             )
         elif judge is not None:
             rows = teacher_scores(rows, judge)
         if mining is not None or judge is not None:
-            write_rows(rows, mined or out / "mined.jsonl")
+            write_rows(rows, job.mined or out / "mined.jsonl")
         # Trainer prints its loss logs; stdout is kept for the result (--json).
         with contextlib.redirect_stdout(sys.stderr):
             result = run_finetune(model, rows, out, options=options, dev=dev_rows, **model_options)
         chart_path = None
         if result.before is not None and result.after is not None:
             chart_path = save_comparison_chart(
-                result.before, result.after, chart or out / "finetune-dev.png", title=str(dev)
+                result.before,
+                result.after,
+                job.chart or out / "finetune-dev.png",
+                title=str(job.dev),
             )
     summary = {
         "out": str(result.out),
@@ -257,7 +187,7 @@ def finetune(
         "pairs": result.pairs,
         "pairs_truncated": result.pairs_truncated,
         "mined": None if mining is None else asdict(mining),
-        "mined_file": str(mined or out / "mined.jsonl") if mining or judge else None,
+        "mined_file": str(job.mined or out / "mined.jsonl") if mining or judge else None,
         "dev_before": result.before.to_dict() if result.before else None,
         "dev_after": result.after.to_dict() if result.after else None,
         "chart": str(chart_path) if chart_path else None,

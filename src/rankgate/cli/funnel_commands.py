@@ -17,99 +17,57 @@ from rich.table import Table
 
 from rankgate.cli import common
 from rankgate.cli.loading import load_reranker
+from rankgate.cli.options import setting_option
 from rankgate.funnel.corpus import read_corpus
 from rankgate.funnel.evaluation import EvalReport, evaluate, load_beir, save_chart
 from rankgate.funnel.factory import build_funnel, load_embedder, load_templates
 from rankgate.funnel.index import BuildReport, LocalIndex
-from rankgate.funnel.settings import DEFAULT_EMBEDDING_MODEL, FunnelSettings, build_funnel_settings
+from rankgate.funnel.settings import (
+    EvalSettings,
+    FunnelSettings,
+    build_eval_settings,
+    build_funnel_settings,
+)
 from rankgate.funnel.types import Candidate, FunnelResult
 
 _INDEX = "Index options"
 _STAGES = "Funnel options"
 _RULES = "Rule options"
+_EVAL = "Evaluation options"
 
-IndexDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--index-dir",
-        "-i",
-        envvar="RANKGATE_INDEX_DIR",
-        rich_help_panel=_INDEX,
-        help="Directory of the on-disk index. Default: ./rankgate-index.",
-        show_default=False,
-    ),
-]
-EmbeddingModel = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_EMBEDDING_MODEL",
-        rich_help_panel=_INDEX,
-        help="sentence-transformers model for dense retrieval, hub id or directory. Default: "
-        f"the one the index was built with, else {DEFAULT_EMBEDDING_MODEL} (2.3 GB; fetch it "
-        f"once with rankgate download {DEFAULT_EMBEDDING_MODEL}).",
-        show_default=False,
-    ),
-]
-EmbeddingDevice = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_EMBEDDING_DEVICE",
-        rich_help_panel=_INDEX,
-        help="Device of the embedding model. Default: cpu.",
-        show_default=False,
-    ),
-]
-MilvusUri = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_MILVUS_URI",
-        rich_help_panel=_INDEX,
-        help="Use Milvus instead of the embedded index: a .db path (Milvus Lite) or "
-        "http://host:19530. Default: unset.",
-        show_default=False,
-    ),
-]
-MilvusCollection = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RANKGATE_MILVUS_COLLECTION",
-        rich_help_panel=_INDEX,
-        help="Milvus collection. Default: rankgate.",
-        show_default=False,
-    ),
-]
-RetrieveTopK = Annotated[
-    int | None,
-    typer.Option(
-        "--retrieve-top-k",
-        "-k",
-        envvar="RANKGATE_RETRIEVE_TOP_K",
-        rich_help_panel=_STAGES,
-        help="Candidates the first stage recalls. Default: 50.",
-        show_default=False,
-    ),
-]
-Template = Annotated[
-    str | None,
-    typer.Option(
-        "--template",
-        "-t",
-        envvar="RANKGATE_TEMPLATE",
-        rich_help_panel=_STAGES,
-        help="Query template for the reranker: name or name@version (see `rankgate templates`). "
-        "Default: none.",
-        show_default=False,
-    ),
-]
-TemplatesFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="RANKGATE_TEMPLATES_FILE",
-        rich_help_panel=_STAGES,
-        help="TOML file of extra query templates. Default: none.",
-        show_default=False,
-    ),
-]
+
+# Each option is derived from its FunnelSettings (or EvalSettings) field: type, default, help and
+# environment variable are declared once, there (rankgate.cli.options).
+def _funnel(name: str, panel: str) -> Any:
+    return setting_option(FunnelSettings, name, panel=panel)
+
+
+IndexDir = Annotated[Path | None, _funnel("index_dir", _INDEX)]
+EmbeddingModel = Annotated[str | None, _funnel("embedding_model", _INDEX)]
+EmbeddingDevice = Annotated[str | None, _funnel("embedding_device", _INDEX)]
+EmbeddingBatchSize = Annotated[int | None, _funnel("embedding_batch_size", _INDEX)]
+PassageWords = Annotated[int | None, _funnel("passage_words", _INDEX)]
+PassageOverlap = Annotated[int | None, _funnel("passage_overlap", _INDEX)]
+Prune = Annotated[bool | None, _funnel("prune", _INDEX)]
+MilvusUri = Annotated[str | None, _funnel("milvus_uri", _INDEX)]
+MilvusToken = Annotated[str | None, _funnel("milvus_token", _INDEX)]
+MilvusCollection = Annotated[str | None, _funnel("milvus_collection", _INDEX)]
+RrfK = Annotated[int | None, _funnel("rrf_k", _STAGES)]
+RetrieveTopK = Annotated[int | None, _funnel("retrieve_top_k", _STAGES)]
+RerankTopN = Annotated[int | None, _funnel("rerank_top_n", _STAGES)]
+FinalTopN = Annotated[int | None, _funnel("final_top_n", _STAGES)]
+Template = Annotated[str | None, _funnel("template", _STAGES)]
+TemplatesFile = Annotated[Path | None, _funnel("templates_file", _STAGES)]
+RulesFile = Annotated[Path | None, _funnel("rules_file", _RULES)]
+MinScore = Annotated[float | None, _funnel("min_score", _RULES)]
+MaxAgeDays = Annotated[int | None, _funnel("max_age_days", _RULES)]
+AllowSources = Annotated[list[str] | None, _funnel("allow_sources", _RULES)]
+DenySources = Annotated[list[str] | None, _funnel("deny_sources", _RULES)]
+MaxPerSource = Annotated[int | None, _funnel("max_per_source", _RULES)]
+
+EvalSplit = Annotated[str | None, setting_option(EvalSettings, "split", panel=_EVAL)]
+EvalIndexDir = Annotated[Path | None, setting_option(EvalSettings, "index_dir", panel=_EVAL)]
+EvalChart = Annotated[Path | None, setting_option(EvalSettings, "chart", panel=_EVAL)]
 
 
 def _settings(**overrides: Any) -> FunnelSettings:
@@ -127,31 +85,12 @@ def index(
     index_dir: IndexDir = None,
     embedding_model: EmbeddingModel = None,
     embedding_device: EmbeddingDevice = None,
-    passage_words: Annotated[
-        int | None,
-        typer.Option(
-            envvar="RANKGATE_PASSAGE_WORDS",
-            rich_help_panel=_INDEX,
-            help="Longest passage in words (CJK characters count as words). Default: 200.",
-            show_default=False,
-        ),
-    ] = None,
-    passage_overlap: Annotated[
-        int | None,
-        typer.Option(
-            envvar="RANKGATE_PASSAGE_OVERLAP",
-            rich_help_panel=_INDEX,
-            help="Words shared by consecutive passages. Default: 40.",
-            show_default=False,
-        ),
-    ] = None,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            help="Remove indexed documents whose id is not in DOCS.", rich_help_panel=_INDEX
-        ),
-    ] = False,
+    embedding_batch_size: EmbeddingBatchSize = None,
+    passage_words: PassageWords = None,
+    passage_overlap: PassageOverlap = None,
+    prune: Prune = None,
     milvus_uri: MilvusUri = None,
+    milvus_token: MilvusToken = None,
     milvus_collection: MilvusCollection = None,
     offline: common.Offline = None,
 ) -> None:
@@ -166,9 +105,12 @@ def index(
             index_dir=index_dir,
             embedding_model=embedding_model,
             embedding_device=embedding_device,
+            embedding_batch_size=embedding_batch_size,
             passage_words=passage_words,
             passage_overlap=passage_overlap,
+            prune=prune,
             milvus_uri=milvus_uri,
+            milvus_token=milvus_token,
             milvus_collection=milvus_collection,
         )
         documents = read_corpus(docs)
@@ -184,7 +126,7 @@ def index(
                     documents,
                     passage_words=s.passage_words,
                     passage_overlap=s.passage_overlap,
-                    prune=prune,
+                    prune=s.prune,
                     progress=progress,
                 )
                 where = f"{s.milvus_uri} ({s.milvus_collection})"
@@ -195,7 +137,7 @@ def index(
                     embedder,
                     passage_words=s.passage_words,
                     passage_overlap=s.passage_overlap,
-                    prune=prune,
+                    prune=s.prune,
                     progress=progress,
                 )
                 where = str(s.index_dir)
@@ -280,88 +222,30 @@ def search(
     index_dir: IndexDir = None,
     embedding_model: EmbeddingModel = None,
     embedding_device: EmbeddingDevice = None,
+    embedding_batch_size: EmbeddingBatchSize = None,
     milvus_uri: MilvusUri = None,
+    milvus_token: MilvusToken = None,
     milvus_collection: MilvusCollection = None,
+    rrf_k: RrfK = None,
     retrieve_top_k: RetrieveTopK = None,
-    rerank_top_n: Annotated[
-        int | None,
-        typer.Option(
-            envvar="RANKGATE_RERANK_TOP_N",
-            rich_help_panel=_STAGES,
-            help="Candidates the reranker keeps. Default: 10.",
-            show_default=False,
-        ),
-    ] = None,
-    top_n: Annotated[
-        int | None,
-        typer.Option(
-            "--top-n",
-            "-n",
-            envvar="RANKGATE_FINAL_TOP_N",
-            rich_help_panel=_STAGES,
-            help="Documents kept after the rules. Default: 3.",
-            show_default=False,
-        ),
-    ] = None,
+    rerank_top_n: RerankTopN = None,
+    final_top_n: FinalTopN = None,
     template: Template = None,
     templates_file: TemplatesFile = None,
-    rules_file: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="RANKGATE_RULES_FILE",
-            rich_help_panel=_RULES,
-            help="TOML file of rules. Default: built-in rules.",
-            show_default=False,
-        ),
-    ] = None,
-    min_score: Annotated[
-        float | None,
-        typer.Option(
-            envvar="RANKGATE_MIN_SCORE",
-            rich_help_panel=_RULES,
-            help="Drop rerank scores below this. Default: 0.7.",
-            show_default=False,
-        ),
-    ] = None,
-    max_age_days: Annotated[
-        int | None,
-        typer.Option(
-            envvar="RANKGATE_MAX_AGE_DAYS",
-            rich_help_panel=_RULES,
-            help="Drop documents older than this. Default: 730.",
-            show_default=False,
-        ),
-    ] = None,
-    allow_source: Annotated[
-        list[str] | None,
-        typer.Option(
-            envvar="RANKGATE_ALLOW_SOURCES",
-            rich_help_panel=_RULES,
-            help="Only these sources (repeat; hosts match subdomains). Default: any.",
-            show_default=False,
-        ),
-    ] = None,
-    deny_source: Annotated[
-        list[str] | None,
-        typer.Option(
-            envvar="RANKGATE_DENY_SOURCES",
-            rich_help_panel=_RULES,
-            help="Never these sources (repeat). Default: none.",
-            show_default=False,
-        ),
-    ] = None,
-    max_per_source: Annotated[
-        int | None,
-        typer.Option(
-            envvar="RANKGATE_MAX_PER_SOURCE",
-            rich_help_panel=_RULES,
-            help="At most this many per source. Default: no cap.",
-            show_default=False,
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON out instead of a table.")] = False,
+    rules_file: RulesFile = None,
+    min_score: MinScore = None,
+    max_age_days: MaxAgeDays = None,
+    allow_sources: AllowSources = None,
+    deny_sources: DenySources = None,
+    max_per_source: MaxPerSource = None,
+    as_json: common.Json = False,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Also list candidates the reranker never kept.")
+        bool,
+        typer.Option(
+            "--all",
+            envvar="RANKGATE_SEARCH_ALL",
+            help="Also list candidates the reranker never kept.",
+        ),
     ] = False,
     model: common.Model = None,
     device: common.Device = None,
@@ -375,29 +259,26 @@ def search(
             index_dir=index_dir,
             embedding_model=embedding_model,
             embedding_device=embedding_device,
+            embedding_batch_size=embedding_batch_size,
             milvus_uri=milvus_uri,
+            milvus_token=milvus_token,
             milvus_collection=milvus_collection,
+            rrf_k=rrf_k,
             retrieve_top_k=retrieve_top_k,
             rerank_top_n=rerank_top_n,
-            final_top_n=top_n,
-            rules_file=rules_file,
+            final_top_n=final_top_n,
+            template=template,
             templates_file=templates_file,
+            rules_file=rules_file,
+            min_score=min_score,
+            max_age_days=max_age_days,
+            allow_sources=allow_sources,
+            deny_sources=deny_sources,
+            max_per_source=max_per_source,
         )
         reranker = load_reranker(locals())
-        funnel = build_funnel(s, reranker, offline=bool(offline))
-        overrides: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "min_score": min_score,
-                "max_age_days": max_age_days,
-                "allow_sources": allow_source,
-                "deny_sources": deny_source,
-                "max_per_source": max_per_source,
-            }.items()
-            if v is not None
-        }
-        rules = funnel.rules.with_overrides(overrides) if overrides else None
-        result = funnel.run(query, template=template, rules=rules)
+        # The rule and template settings reach the funnel as the server's do (build_funnel).
+        result = build_funnel(s, reranker, offline=bool(offline)).run(query)
     if as_json:
         out = {
             "query": result.query,
@@ -420,10 +301,7 @@ def search(
     )
 
 
-def templates(
-    templates_file: TemplatesFile = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON out instead of a table.")] = False,
-) -> None:
+def templates(templates_file: TemplatesFile = None, as_json: common.Json = False) -> None:
     """List the query templates (built-in and from --templates-file)."""
     with common.exits_on_error():
         registry = load_templates(_settings(templates_file=templates_file))
@@ -470,26 +348,19 @@ def _eval_table(report: EvalReport) -> Table:
 
 def eval_command(
     data: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
-    split: Annotated[str, typer.Option(help="qrels/<split>.tsv to judge with.")] = "test",
-    index_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--index-dir",
-            "-i",
-            envvar="RANKGATE_EVAL_INDEX_DIR",
-            help="Keep the corpus index here (reused next time). Default: a temporary directory.",
-            show_default=False,
-        ),
-    ] = None,
+    split: EvalSplit = None,
+    index_dir: EvalIndexDir = None,
     embedding_model: EmbeddingModel = None,
     embedding_device: EmbeddingDevice = None,
+    embedding_batch_size: EmbeddingBatchSize = None,
+    passage_words: PassageWords = None,
+    passage_overlap: PassageOverlap = None,
+    rrf_k: RrfK = None,
     retrieve_top_k: RetrieveTopK = None,
     template: Template = None,
     templates_file: TemplatesFile = None,
-    chart: Annotated[
-        Path, typer.Option(envvar="RANKGATE_EVAL_CHART", help="Where to write the PNG chart.")
-    ] = Path("rankgate-eval.png"),
-    as_json: Annotated[bool, typer.Option("--json", help="JSON out instead of a table.")] = False,
+    chart: EvalChart = None,
+    as_json: common.Json = False,
     model: common.Model = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,
@@ -498,14 +369,20 @@ def eval_command(
     """nDCG@10, MRR@10 and Recall of the first stage alone and with rerank, plus a PNG chart."""
     with common.exits_on_error(), tempfile.TemporaryDirectory(prefix="rankgate-eval-") as tmp:
         common.quiet_libraries()
+        e = build_eval_settings(split=split, index_dir=index_dir, chart=chart)
         s = _settings(
-            index_dir=index_dir or Path(tmp),
+            index_dir=e.index_dir or Path(tmp),
             embedding_model=embedding_model,
             embedding_device=embedding_device,
+            embedding_batch_size=embedding_batch_size,
+            passage_words=passage_words,
+            passage_overlap=passage_overlap,
+            rrf_k=rrf_k,
             retrieve_top_k=retrieve_top_k,
+            template=template,
             templates_file=templates_file,
         )
-        beir = load_beir(data, split)
+        beir = load_beir(data, e.split)
         embedder = load_embedder(s, offline=bool(offline))
         with common.progress("indexing corpus") as progress:
             LocalIndex.build(
@@ -518,7 +395,7 @@ def eval_command(
             )
         retriever = LocalIndex.open(s.index_dir, embedder, rrf_k=s.rrf_k)
         reranker = load_reranker(locals())
-        chosen = load_templates(s).get(template) if template else None
+        chosen = load_templates(s).get(s.template) if s.template else None
         with common.progress("evaluating queries") as progress:
             report = evaluate(
                 retriever,
@@ -529,7 +406,7 @@ def eval_command(
                 template=chosen,
                 progress=progress,
             )
-        save_chart(report, chart)
+        save_chart(report, e.chart)
     if as_json:
         typer.echo(
             json.dumps(
@@ -537,11 +414,11 @@ def eval_command(
                     "queries": report.queries,
                     "depth": report.depth,
                     "systems": report.systems,
-                    "chart": str(chart),
+                    "chart": str(e.chart),
                 },
                 indent=2,
             )
         )
         return
     Console(soft_wrap=False, width=max(Console().width, 120)).print(_eval_table(report))
-    typer.echo(f"chart: {chart}")
+    typer.echo(f"chart: {e.chart}")

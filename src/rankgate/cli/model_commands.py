@@ -16,9 +16,7 @@ from rankgate.types import DEFAULT_MODEL
 
 
 def info(
-    as_json: Annotated[
-        bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON instead of a table.")
-    ] = False,
+    as_json: common.Json = False,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -55,9 +53,7 @@ def info(
 
 def download(
     model: Annotated[str, typer.Argument(help="Hub id to fetch.")] = DEFAULT_MODEL,
-    revision: Annotated[
-        str | None, typer.Option(envvar="RANKGATE_REVISION", help="Branch, tag or commit.")
-    ] = None,
+    revision: common.Revision = None,
     onnx: Annotated[
         bool,
         typer.Option(

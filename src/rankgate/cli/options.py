@@ -3,8 +3,8 @@
 A setting's type, default, description and environment variable live on its pydantic field
 (``ServerSettings``, ...); :func:`setting_option` builds the typer option from it, and
 :func:`settings_table` the row of the configuration reference in the docs, so that the help,
-the environment variable and the docs cannot drift apart (tests/test_cli_text.py compares the
-committed tables with what this module generates). A field may carry, in
+the environment variable and the docs cannot drift apart (tests/test_settings_reference.py
+compares the committed tables with what this module generates). A field may carry, in
 ``json_schema_extra``:
 
 - ``flags``: the option's names when they are not ``--field-name`` (``["--port", "-p"]``, or
@@ -15,14 +15,16 @@ committed tables with what this module generates). A field may carry, in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+
+from rankgate.errors import ConfigError
 
 __all__ = [
     "REFERENCE_DOCS",
@@ -30,6 +32,7 @@ __all__ = [
     "flags",
     "setting_default",
     "setting_option",
+    "settings_from",
     "settings_table",
     "update_references",
     "with_reference",
@@ -77,6 +80,8 @@ def setting_default(model: type[BaseModel], name: str) -> str:
     value = info.default
     if value is PydanticUndefined and info.default_factory is not None:
         value = info.default_factory()  # type: ignore[call-arg]
+    if value is PydanticUndefined:
+        return "required"
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None or value == [] or value == "":
@@ -91,7 +96,9 @@ def setting_option(model: type[BaseModel], name: str, *, panel: str | None = Non
     description and its default). The option's value is None when not given, so that the
     environment and the default stay the settings class's."""
     info = _field(model, name)
-    help_text = f"{info.description or ''} Default: {setting_default(model, name)}.".strip()
+    default = setting_default(model, name)
+    shown = "" if default == "required" else f" Default: {default}."  # click says [required]
+    help_text = f"{info.description or ''}{shown}".strip()
     return typer.Option(
         *flags(model, name),
         envvar=env_var(model, name),
@@ -99,6 +106,26 @@ def setting_option(model: type[BaseModel], name: str, *, panel: str | None = Non
         help=help_text,
         show_default=False,
     )
+
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def settings_from(model: type[Settings], options: Mapping[str, object], what: str) -> Settings:
+    """``model`` from a command's parameters (pass ``locals()``): every parameter named as a
+    field is forwarded, and ``None`` (not given) leaves the environment or default in force.
+
+    Raises:
+        ConfigError: an invalid value; the message names ``what`` and the setting.
+    """
+    given = {n: options[n] for n in model.model_fields if options.get(n) is not None}
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid {what}: {problems}") from None
 
 
 def settings_table(model: type[BaseModel], names: Iterable[str] | None = None) -> str:
@@ -126,15 +153,28 @@ def _marker(name: str) -> tuple[str, str]:
 
 
 def _settings_classes() -> dict[str, type[BaseModel]]:
+    from rankgate.backends.onnx_export import ExportSettings
+    from rankgate.cli.demo_commands import DemoSettings, HealthReportSettings
     from rankgate.config import RerankerSettings
-    from rankgate.learn.finetune import FinetuneOptions
+    from rankgate.funnel.settings import EvalSettings, FunnelSettings
+    from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
+    from rankgate.ray.settings import BatchSettings, RaySettings
     from rankgate.server.settings import ServerSettings
 
-    return {
-        "ServerSettings": ServerSettings,
-        "RerankerSettings": RerankerSettings,
-        "FinetuneOptions": FinetuneOptions,
-    }
+    classes: list[type[BaseModel]] = [
+        ServerSettings,
+        RerankerSettings,
+        FinetuneOptions,
+        FinetuneJob,
+        FunnelSettings,
+        EvalSettings,
+        RaySettings,
+        BatchSettings,
+        ExportSettings,
+        DemoSettings,
+        HealthReportSettings,
+    ]
+    return {model.__name__: model for model in classes}
 
 
 def with_reference(text: str) -> str:
@@ -148,7 +188,14 @@ def with_reference(text: str) -> str:
     return text
 
 
-REFERENCE_DOCS = ("README.md", "docs/http-api.md", "docs/finetuning.md")
+REFERENCE_DOCS = (
+    "README.md",
+    "docs/http-api.md",
+    "docs/finetuning.md",
+    "docs/funnel.md",
+    "docs/ray.md",
+    "docs/insight.md",
+)
 """The documents that hold generated settings tables, relative to the repository."""
 
 

@@ -10,92 +10,70 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from rankgate.cli import common
 from rankgate.cli.loading import model_settings
+from rankgate.cli.options import setting_option
 from rankgate.config import RerankerSettings
-from rankgate.ray.settings import build_batch_settings, build_ray_settings
+from rankgate.ray.settings import (
+    BatchSettings,
+    RaySettings,
+    build_batch_settings,
+    build_ray_settings,
+)
 
-__all__ = ["score_batch", "serve_on_ray"]
+__all__ = ["ray_settings", "score_batch", "serve_on_ray"]
 
 _RAY = "Ray options"
 _BATCH = "Batch options"
 
 
-def _opt(env: str, help: str, *names: str, panel: str = _RAY) -> typer.models.OptionInfo:
-    return typer.Option(
-        *names, envvar=f"RANKGATE_{env}", rich_help_panel=panel, help=help, show_default=False
-    )
+# Each option is derived from its RaySettings or BatchSettings field (type, default, help,
+# environment variable), declared once there (rankgate.cli.options).
+def _ray(name: str) -> Any:
+    return setting_option(RaySettings, name, panel=_RAY)
 
 
-RayAddress = Annotated[
-    str | None,
-    _opt(
-        "RAY_ADDRESS",
-        "Ray cluster to join: auto, HOST:PORT or ray://HOST:10001. Default: start a local Ray.",
-        "--address",
-    ),
-]
-Replicas = Annotated[
-    int | None,
-    _opt("RAY_REPLICAS", "Fixed number of replicas. Default: one per GPU, or 1 without GPUs."),
-]
-MinReplicas = Annotated[
-    int | None, _opt("RAY_MIN_REPLICAS", "Autoscaling lower bound (with --max-replicas).")
-]
-MaxReplicas = Annotated[
-    int | None, _opt("RAY_MAX_REPLICAS", "Autoscaling upper bound (with --min-replicas).")
-]
-MaxOngoing = Annotated[
-    int | None,
-    _opt("RAY_MAX_ONGOING_REQUESTS", "Requests one replica works on at once. Default: 8."),
-]
-MaxQueued = Annotated[
-    int | None,
-    _opt(
-        "RAY_MAX_QUEUED_REQUESTS",
-        "Requests waiting for a replica; beyond it 429 with Retry-After. Default: 64.",
-    ),
-]
-GpusPerReplica = Annotated[
-    float | None,
-    _opt("RAY_NUM_GPUS_PER_REPLICA", "GPUs per replica. Default: 1 if the cluster has GPUs."),
-]
-CpusPerReplica = Annotated[
-    float | None, _opt("RAY_NUM_CPUS_PER_REPLICA", "CPUs per replica. Default: 1.")
-]
+def _batch(name: str) -> Any:
+    return setting_option(BatchSettings, name, panel=_BATCH)
 
-Actors = Annotated[
-    int | None, _opt("BATCH_ACTORS", "Model actors (one model each). Default: 1.", panel=_BATCH)
-]
-BatchSize = Annotated[
-    int | None,
-    _opt("BATCH_BATCH_SIZE", "Pairs handed to an actor at once. Default: 256.", panel=_BATCH),
-]
-ShardRows = Annotated[
-    int | None,
-    _opt(
-        "BATCH_SHARD_ROWS",
-        "Rows per output part, the unit of resumption. Default: 10000.",
-        panel=_BATCH,
-    ),
-]
-GpusPerActor = Annotated[
-    float | None,
-    _opt(
-        "BATCH_NUM_GPUS_PER_ACTOR",
-        "GPUs per actor. Default: 1 if the cluster has GPUs.",
-        panel=_BATCH,
-    ),
-]
-CpusPerActor = Annotated[
-    float | None,
-    _opt("BATCH_NUM_CPUS_PER_ACTOR", "CPUs per actor. Default: 1.", panel=_BATCH),
-]
+
+RayAddress = Annotated[str | None, _ray("address")]
+Replicas = Annotated[int | None, _ray("replicas")]
+MinReplicas = Annotated[int | None, _ray("min_replicas")]
+MaxReplicas = Annotated[int | None, _ray("max_replicas")]
+TargetOngoing = Annotated[float | None, _ray("target_ongoing_requests")]
+MaxOngoing = Annotated[int | None, _ray("max_ongoing_requests")]
+MaxQueued = Annotated[int | None, _ray("max_queued_requests")]
+RetryAfter = Annotated[float | None, _ray("retry_after_s")]
+GpusPerReplica = Annotated[float | None, _ray("num_gpus_per_replica")]
+CpusPerReplica = Annotated[float | None, _ray("num_cpus_per_replica")]
+AppName = Annotated[str | None, _ray("app_name")]
+
+Actors = Annotated[int | None, _batch("actors")]
+BatchSize = Annotated[int | None, _batch("batch_size")]
+ShardRows = Annotated[int | None, _batch("shard_rows")]
+GpusPerActor = Annotated[float | None, _batch("num_gpus_per_actor")]
+CpusPerActor = Annotated[float | None, _batch("num_cpus_per_actor")]
+Resume = Annotated[bool | None, _batch("resume")]
+ShowProgress = Annotated[bool | None, _batch("progress")]
+
+RAY_OPTIONS = tuple(RaySettings.model_fields)
+BATCH_OPTIONS = tuple(BatchSettings.model_fields)
+
+
+def ray_settings(options: Mapping[str, object]) -> RaySettings:
+    """Ray settings from a command's parameters (pass ``locals()``): every Ray option the
+    command declares is forwarded; ``None`` leaves the environment or default in force.
+
+    Raises:
+        ConfigError: an invalid value, named.
+    """
+    return build_ray_settings(**{n: options[n] for n in RAY_OPTIONS if n in options})
 
 
 @contextmanager
@@ -130,16 +108,8 @@ def score_batch(
     shard_rows: ShardRows = None,
     num_gpus_per_actor: GpusPerActor = None,
     num_cpus_per_actor: CpusPerActor = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume/--restart",
-            help="Skip the parts a previous run of the same job wrote, or start over.",
-        ),
-    ] = True,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-    ] = True,
+    resume: Resume = None,
+    progress: ShowProgress = None,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -160,21 +130,16 @@ def score_batch(
     Example: rankgate score-batch pairs.parquet scores.parquet --actors 4 --address auto
     """
     with common.exits_on_error():
-        batch = build_batch_settings(
-            actors=actors,
-            batch_size=batch_size,
-            shard_rows=shard_rows,
-            num_gpus_per_actor=num_gpus_per_actor,
-            num_cpus_per_actor=num_cpus_per_actor,
-        )
-        reranker_settings = model_settings(locals())
+        options = locals()
+        batch = build_batch_settings(**{n: options[n] for n in BATCH_OPTIONS})
+        reranker_settings = model_settings(options)
         common.quiet_libraries()
         from rankgate.ray.runtime import require_ray
 
         require_ray("rankgate score-batch")
         from rankgate.ray.batch import score_batch as run_batch
 
-        with _progress(progress) as bar:
+        with _progress(batch.progress) as bar:
             task = bar.add_task("scoring pairs", total=None) if bar is not None else None
 
             def report(done: int, total: int) -> None:
@@ -187,7 +152,7 @@ def score_batch(
                 model_settings=reranker_settings,
                 batch_settings=batch,
                 address=address,
-                resume=resume,
+                resume=batch.resume,
                 progress=report if bar is not None else None,
             )
     common.err_console.print(
@@ -201,32 +166,14 @@ def score_batch(
 def serve_on_ray(
     settings: object,
     model_settings: RerankerSettings | Mapping[str | None, RerankerSettings],
-    *,
-    address: str | None = None,
-    replicas: int | None = None,
-    min_replicas: int | None = None,
-    max_replicas: int | None = None,
-    max_ongoing_requests: int | None = None,
-    max_queued_requests: int | None = None,
-    num_gpus_per_replica: float | None = None,
-    num_cpus_per_replica: float | None = None,
+    ray: RaySettings,
 ) -> None:
-    """What ``rankgate serve --ray`` runs after building its server and model settings.
+    """What ``rankgate serve --ray`` runs after building its server, model and Ray settings.
 
     ``settings`` is the command's ServerSettings (typed loosely so this module does not import
     the server, which needs the ``server`` extra). Blocks until SIGTERM or Ctrl+C.
     """
     with common.exits_on_error():
-        ray_settings = build_ray_settings(
-            address=address,
-            replicas=replicas,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            max_ongoing_requests=max_ongoing_requests,
-            max_queued_requests=max_queued_requests,
-            num_gpus_per_replica=num_gpus_per_replica,
-            num_cpus_per_replica=num_cpus_per_replica,
-        )
         from rankgate.ray.runtime import require_ray
 
         require_ray("rankgate serve --ray")
@@ -235,7 +182,7 @@ def serve_on_ray(
 
         assert isinstance(settings, ServerSettings)
         logging.getLogger("rankgate").setLevel(settings.log_level.upper())
-        run(settings, model_settings, ray_settings)
+        run(settings, model_settings, ray)
 
 
 def _standalone() -> typer.Typer:

@@ -118,14 +118,17 @@ def serve(
             help="Serve on Ray Serve replicas (needs the ray extra); see docs/ray.md.",
         ),
     ] = False,
-    ray_address: rc.RayAddress = None,
+    address: rc.RayAddress = None,
     replicas: rc.Replicas = None,
     min_replicas: rc.MinReplicas = None,
     max_replicas: rc.MaxReplicas = None,
+    target_ongoing_requests: rc.TargetOngoing = None,
     max_ongoing_requests: rc.MaxOngoing = None,
     max_queued_requests: rc.MaxQueued = None,
+    retry_after_s: rc.RetryAfter = None,
     num_gpus_per_replica: rc.GpusPerReplica = None,
     num_cpus_per_replica: rc.CpusPerReplica = None,
+    app_name: rc.AppName = None,
 ) -> None:
     """Serve reranking over HTTP: Cohere v1/v2, Jina, TEI and vLLM routes, /health, /metrics.
 
@@ -173,18 +176,7 @@ def serve(
         served = served_models(model, options)
         if ray:
             common.quiet_libraries()
-            rc.serve_on_ray(
-                settings,
-                served,
-                address=ray_address,
-                replicas=replicas,
-                min_replicas=min_replicas,
-                max_replicas=max_replicas,
-                max_ongoing_requests=max_ongoing_requests,
-                max_queued_requests=max_queued_requests,
-                num_gpus_per_replica=num_gpus_per_replica,
-                num_cpus_per_replica=num_cpus_per_replica,
-            )
+            rc.serve_on_ray(settings, served, rc.ray_settings(options))
             return
         common.quiet_libraries()
         logging.getLogger("rankgate").setLevel(settings.log_level.upper())

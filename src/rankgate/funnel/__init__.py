@@ -22,7 +22,12 @@ from rankgate.funnel.funnel import Funnel, StageCuts
 from rankgate.funnel.index import BuildReport, LocalIndex
 from rankgate.funnel.milvus import MilvusRetriever
 from rankgate.funnel.rules import Rules
-from rankgate.funnel.settings import FunnelSettings, build_funnel_settings
+from rankgate.funnel.settings import (
+    EvalSettings,
+    FunnelSettings,
+    build_eval_settings,
+    build_funnel_settings,
+)
 from rankgate.funnel.templates import QueryTemplate, TemplateRegistry
 from rankgate.funnel.types import Candidate, FunnelResult, Hit, Passage, Retriever
 
@@ -32,6 +37,7 @@ __all__ = [
     "CorpusError",
     "Embedder",
     "EvalReport",
+    "EvalSettings",
     "Funnel",
     "FunnelResult",
     "FunnelSettings",
@@ -50,6 +56,7 @@ __all__ = [
     "StageCuts",
     "TemplateRegistry",
     "UnknownTemplateError",
+    "build_eval_settings",
     "build_funnel",
     "build_funnel_settings",
     "evaluate",

@@ -58,8 +58,11 @@ def open_retriever(settings: FunnelSettings, embedder: Embedder) -> Retriever:
 
 
 def load_rules(settings: FunnelSettings) -> Rules:
-    """Rules from ``rules_file``, or the defaults."""
-    return Rules.from_toml(settings.rules_file) if settings.rules_file else Rules()
+    """Rules from ``rules_file`` (or the defaults), with the rule settings that are set
+    (``min_score``, ``allow_sources``, ...) applied over them."""
+    rules = Rules.from_toml(settings.rules_file) if settings.rules_file else Rules()
+    overrides = settings.rule_overrides()
+    return rules.with_overrides(overrides) if overrides else rules
 
 
 def load_templates(settings: FunnelSettings) -> TemplateRegistry:
@@ -77,12 +80,23 @@ def build_funnel(
     embedder: Embedder | None = None,
     offline: bool = False,
 ) -> Funnel:
-    """A ready funnel: retriever, reranker, rules and templates as the settings say."""
+    """A ready funnel: retriever, reranker, rules, templates and default template as the
+    settings say.
+
+    Raises:
+        RulesError: the rules file or a rule setting is invalid.
+        UnknownTemplateError: ``template`` names no known template.
+    """
+    rules = load_rules(settings)
+    templates = load_templates(settings)
+    if settings.template:
+        templates.get(settings.template)  # an unknown default fails here, not at each search
     embedder = embedder or load_embedder(settings, offline=offline)
     return Funnel(
         open_retriever(settings, embedder),
         reranker,
-        load_rules(settings),
+        rules,
         cuts=StageCuts(settings.retrieve_top_k, settings.rerank_top_n, settings.final_top_n),
-        templates=load_templates(settings),
+        templates=templates,
+        template=settings.template,
     )

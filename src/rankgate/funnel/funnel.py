@@ -54,6 +54,7 @@ class Funnel:
         rules: the last stage (default: :class:`Rules` defaults: score >= 0.7, age <= 2 years).
         cuts: default cut per stage.
         templates: the query templates known by name.
+        template: the template of a call that names none (default: the query unchanged).
 
     Example:
         >>> funnel = Funnel(LocalIndex.open("idx", embedder), Reranker())   # doctest: +SKIP
@@ -70,12 +71,14 @@ class Funnel:
         *,
         cuts: StageCuts | None = None,
         templates: TemplateRegistry | None = None,
+        template: str | None = None,
     ) -> None:
         self.retriever = retriever
         self.reranker = reranker
         self.rules = rules if rules is not None else Rules()
         self.cuts = cuts or StageCuts()
         self.templates = templates or TemplateRegistry()
+        self.template = template
 
     def run(
         self,
@@ -91,7 +94,8 @@ class Funnel:
 
         Args:
             query: what the user asked; the first stage always sees it unchanged.
-            template: ``name`` or ``name@version`` of a query template for the reranker.
+            template: ``name`` or ``name@version`` of a query template for the reranker
+                (default: this funnel's ``template``).
             retrieve_top_k, rerank_top_n, final_top_n: override this funnel's cuts.
             rules: override this funnel's rules for this call.
 
@@ -134,6 +138,7 @@ class Funnel:
         """
         started = time.perf_counter()
         query = check_query(query)
+        template = template or self.template
         chosen = self.templates.get(template) if template else None
         hits = self.retriever.search(query, retrieve_top_k or self.cuts.retrieve_top_k)
         return Retrieval(

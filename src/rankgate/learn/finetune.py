@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rankgate.backends.base import EncodedPair, pad_batch
@@ -42,6 +42,7 @@ from rankgate.learn.report import DevReport, dev_report
 
 __all__ = [
     "FINETUNE_FILE",
+    "FinetuneJob",
     "FinetuneOptions",
     "FinetuneResult",
     "Loss",
@@ -122,6 +123,83 @@ class FinetuneOptions(BaseSettings):
         True, description="Continue from the newest checkpoint in OUT/checkpoints, if any."
     )
     progress: bool = Field(True, description="Show the progress bar.")
+
+
+class FinetuneJob(BaseSettings):
+    """What ``rankgate finetune`` trains on, where it writes, and how it mines negatives.
+
+    The same ``RANKGATE_FINETUNE_`` prefix as :class:`FinetuneOptions`, with other names (a test
+    keeps them apart); ``index_dir`` is not the funnel's ``RANKGATE_INDEX_DIR``, since naming an
+    index turns mining on.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RANKGATE_FINETUNE_", frozen=True, extra="forbid")
+
+    train: Path = Field(
+        description="Training rows, JSONL: FlagEmbedding's {query, pos, neg[, pos_scores, "
+        "neg_scores]} or sentence-transformers' labeled pairs {query, document, label} or "
+        "lists {query, docs, labels}.",
+        json_schema_extra={"flags": ["--train", "-t"]},
+    )
+    out: Path = Field(
+        description="Directory for the fine-tuned model (checkpoints in OUT/checkpoints; a rerun "
+        "resumes from the newest).",
+        json_schema_extra={"flags": ["--out", "-o"]},
+    )
+    dev: Path | None = Field(
+        None,
+        description="Held-out rows in the same format: nDCG@10, MRR@10, Recall and ranking health "
+        "are measured on them before and after, with a chart.",
+    )
+    chart: Path | None = Field(
+        None,
+        description="Where to write the before/after chart (PNG).",
+        json_schema_extra={"default_text": "OUT/finetune-dev.png"},
+    )
+    index_dir: Path | None = Field(
+        None,
+        description="Mine hard negatives for every row from this index (rankgate index).",
+        json_schema_extra={
+            "flags": ["--index-dir", "-i"],
+            "default_text": "no mining: every row brings its own negatives",
+        },
+    )
+    mine_ranks: str = Field(
+        "3-100",
+        description="First-stage ranks to draw negatives from, FIRST-LAST (1-based). The top "
+        "ranks are skipped: they are often relevant documents nobody labeled.",
+    )
+    negatives: int = Field(7, ge=1, description="Negatives to mine per row.")
+    teacher: str | None = Field(
+        None,
+        description="A reranker that scores every document (for --loss distill) and, when mining, "
+        "vets the candidates: 'self' (the model being tuned) or a hub id or directory.",
+    )
+    teacher_margin: float = Field(
+        0.05,
+        description="With --teacher: drop a candidate whose relevance is above the weakest "
+        "positive's minus this margin (a likely unlabeled positive).",
+    )
+    mined: Path | None = Field(
+        None,
+        description="Where to write the rows with their mined negatives and teacher scores (JSONL; "
+        "train on it again with --train).",
+        json_schema_extra={"default_text": "OUT/mined.jsonl"},
+    )
+
+    @field_validator("train", "dev")
+    @classmethod
+    def _a_file(cls, path: Path | None) -> Path | None:
+        if path is not None and path.is_dir():
+            raise ValueError(f"{path} is a directory, not a file")
+        return path
+
+    @field_validator("out")
+    @classmethod
+    def _a_directory(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is a file, not a directory")
+        return path
 
 
 def finetune_options(**overrides: Any) -> FinetuneOptions:

@@ -24,20 +24,27 @@ class RaySettings(BaseSettings):
 
     address: str | None = Field(
         None,
-        description="Ray cluster to join: 'auto' (the cluster this machine belongs to), "
-        "'HOST:PORT' (its GCS) or 'ray://HOST:10001' (Ray Client). None: start a local Ray.",
+        description="Ray cluster to join: auto (the cluster this machine belongs to), HOST:PORT "
+        "(its GCS) or ray://HOST:10001 (Ray Client).",
+        json_schema_extra={"flags": ["--address"], "default_text": "start a local Ray"},
     )
     replicas: int | None = Field(
         None,
         ge=1,
-        description="Fixed number of Serve replicas when no autoscaling bounds are set. "
-        "None: one per GPU in the cluster, or 1 without GPUs.",
+        description="Fixed number of Serve replicas when no autoscaling bounds are set.",
+        json_schema_extra={"default_text": "one per GPU in the cluster, or 1 without GPUs"},
     )
     min_replicas: int | None = Field(
-        None, ge=0, description="Autoscaling lower bound; set with max_replicas to autoscale."
+        None,
+        ge=0,
+        description="Autoscaling lower bound; set with --max-replicas to autoscale.",
+        json_schema_extra={"default_text": "no autoscaling"},
     )
     max_replicas: int | None = Field(
-        None, ge=1, description="Autoscaling upper bound; set with min_replicas to autoscale."
+        None,
+        ge=1,
+        description="Autoscaling upper bound; set with --min-replicas to autoscale.",
+        json_schema_extra={"default_text": "no autoscaling"},
     )
     target_ongoing_requests: float = Field(
         2.0, gt=0, description="Autoscaling target: requests in flight per replica."
@@ -52,7 +59,7 @@ class RaySettings(BaseSettings):
         64,
         ge=1,
         description="Requests waiting in Ray Serve's queue (per proxy) for a replica; beyond it "
-        "requests get 429 with Retry-After. None: unbounded.",
+        "requests get 429 with Retry-After; None (from Python) leaves it unbounded.",
     )
     retry_after_s: float = Field(
         1.0, ge=0, description="Retry-After (seconds) sent with a 429 from Ray Serve's queue."
@@ -60,10 +67,18 @@ class RaySettings(BaseSettings):
     num_gpus_per_replica: float | None = Field(
         None,
         ge=0,
-        description="GPUs each replica reserves. None: 1 when the cluster has GPUs, else 0.",
+        description="GPUs each replica reserves.",
+        json_schema_extra={"default_text": "1 when the cluster has GPUs, else 0"},
     )
-    num_cpus_per_replica: float = Field(1.0, ge=0, description="CPUs each replica reserves.")
-    app_name: str = Field("rankgate", min_length=1, description="Ray Serve application name.")
+    num_cpus_per_replica: float = Field(
+        1.0,
+        ge=0,
+        description="CPUs each replica reserves; on CPU-only replicas also torch's threads unless "
+        "RANKGATE_THREADS is set.",
+    )
+    app_name: str = Field(
+        "rankgate", min_length=1, description="Ray Serve application (and deployment) name."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> RaySettings:
@@ -88,7 +103,10 @@ class BatchSettings(BaseSettings):
 
     actors: int = Field(1, ge=1, description="Model actors scoring in parallel (one model each).")
     batch_size: int = Field(
-        256, ge=1, description="Pairs handed to an actor at once (Ray Data's batch size)."
+        256,
+        ge=1,
+        description="Pairs handed to an actor at once (Ray Data's batch size), and the most "
+        "pairs per forward pass.",
     )
     shard_rows: int = Field(
         10_000,
@@ -97,9 +115,24 @@ class BatchSettings(BaseSettings):
         "resumed run skips the parts already written.",
     )
     num_gpus_per_actor: float | None = Field(
-        None, ge=0, description="GPUs each actor reserves. None: 1 when the cluster has GPUs."
+        None,
+        ge=0,
+        description="GPUs each actor reserves.",
+        json_schema_extra={"default_text": "1 when the cluster has GPUs, else 0"},
     )
-    num_cpus_per_actor: float = Field(1.0, ge=0, description="CPUs each actor reserves.")
+    num_cpus_per_actor: float = Field(
+        1.0, ge=0, description="CPUs each actor reserves (and torch's threads on CPU)."
+    )
+    resume: bool = Field(
+        True,
+        description="Skip the parts a previous run of the same job wrote (--restart: delete "
+        "them and start over).",
+        json_schema_extra={"flags": ["--resume/--restart"]},
+    )
+    progress: bool = Field(
+        True,
+        description="A progress bar of rows written (off: Ray Data's own bars).",
+    )
 
 
 def _problems(exc: ValidationError) -> str:

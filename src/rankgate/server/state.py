@@ -27,7 +27,7 @@ from rankgate.engine import (
 from rankgate.errors import ConfigError, RankgateError, UnavailableError
 from rankgate.funnel.factory import build_funnel
 from rankgate.funnel.funnel import Funnel
-from rankgate.funnel.settings import FunnelSettings
+from rankgate.funnel.settings import FunnelSettings, build_funnel_settings
 from rankgate.insight.monitor import RankingHealth
 from rankgate.server.errors import ModelNotServedError
 from rankgate.server.metrics import ServerMetrics
@@ -164,7 +164,7 @@ class ServerState:
         with self._funnel_lock:
             if self._funnel is None and self._funnel_error is None:
                 try:
-                    settings = self.funnel_settings or FunnelSettings()
+                    settings = self.funnel_settings or build_funnel_settings()
                     if not settings.milvus_uri and "index_dir" not in settings.model_fields_set:
                         # Never a silent ./rankgate-index from wherever the server started.
                         raise UnavailableError(
