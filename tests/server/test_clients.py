@@ -236,9 +236,9 @@ def test_ragflow_huggingface_provider_on_a_server_without_keys(
     keyless = serve(create_app(ServerSettings(batch_wait_ms=5), tiny_library))
     host = keyless.url.removeprefix("http://")
     for base in (host, f"{keyless.url}/", f"{keyless.url}/rerank"):
-        assert _ragflow_huggingface(base, QUERY, docs) == pytest.approx(
-            want, rel=1e-4, abs=1e-6
-        ), base
+        assert _ragflow_huggingface(base, QUERY, docs) == pytest.approx(want, rel=1e-4, abs=1e-6), (
+            base
+        )
     with pytest.raises(httpx.HTTPStatusError) as refused:
         _ragflow_huggingface(model_server.url, QUERY, docs)
     assert refused.value.response.status_code == 401
