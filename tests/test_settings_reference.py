@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from rankgate.backends.onnx_export import ExportSettings
 from rankgate.cli import app
-from rankgate.cli.demo_commands import DemoSettings, HealthReportSettings
+from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
 from rankgate.cli.options import REFERENCE_DOCS, env_var, settings_table, with_reference
 from rankgate.config import RerankerSettings
 from rankgate.funnel.settings import EvalSettings, FunnelSettings

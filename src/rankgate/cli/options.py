@@ -154,7 +154,7 @@ def _marker(name: str) -> tuple[str, str]:
 
 def _settings_classes() -> dict[str, type[BaseModel]]:
     from rankgate.backends.onnx_export import ExportSettings
-    from rankgate.cli.demo_commands import DemoSettings, HealthReportSettings
+    from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
     from rankgate.config import RerankerSettings
     from rankgate.funnel.settings import EvalSettings, FunnelSettings
     from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
