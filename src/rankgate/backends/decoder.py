@@ -163,6 +163,7 @@ class DecoderBackend:
         docs = self.tokenize([self.format_document(d) for d in (long, short)])
         probe = [self.template.build(q, d) for d in docs]
         probe.append(self.template.build(q[: max(1, len(q) // 2)], docs[1]))
+        stock = self._model.config._attn_implementation  # sdpa, or eager (e.g. Gemma-2)
         try:
             register_attention()
             self._model.set_attn_implementation(ATTENTION)
@@ -171,7 +172,7 @@ class DecoderBackend:
             got = [self._score(packed.last_hidden(probe, reuse)[0]) for reuse in (True, False)]
         except Exception as exc:  # any failure of the fast path leaves the stock one
             log.warning("%s: packed pass failed (%s); padded batches", self.model_id, exc)
-            self._model.set_attn_implementation("sdpa")
+            self._model.set_attn_implementation(stock)
             return None
         tolerance = 1e-4 if self.dtype == "float32" else 5e-2
         if not all(np.allclose(g, want, rtol=tolerance, atol=tolerance) for g in got):
@@ -181,7 +182,7 @@ class DecoderBackend:
                 [g.tolist() for g in got],
                 want.tolist(),
             )
-            self._model.set_attn_implementation("sdpa")
+            self._model.set_attn_implementation(stock)
             return None
         return packed
 
