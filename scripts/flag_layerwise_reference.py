@@ -8,7 +8,8 @@ Run under the reference env (scripts/setup-flag-env.sh):
         request: {"model": DIR, "kind": "lightweight" | "layerwise", "max_length": N,
                   "batch_size": N, "attention": "sdpa" | "eager",
                   "cases": [{"pairs": [[q, p], ...], "prompt": str | null,
-                             "cutoff_layers": [N] | null}, ...]}
+                             "cutoff_layers": [N] | null, "compress_ratio": N | null,
+                             "compress_layers": [N, ...]}, ...]}
         reply:   {"results": [{"scores": [...], "normalized": [...]}, ...],
                   "loading": {"missing_keys": [...], "unexpected_keys": [...]}}
 
@@ -127,6 +128,9 @@ def main() -> int:
         kwargs = {"prompt": case["prompt"]} if case.get("prompt") else {}
         if case.get("cutoff_layers") is not None:
             kwargs["cutoff_layers"] = [int(x) for x in case["cutoff_layers"]]
+        if case.get("compress_ratio") is not None:  # lightweight only
+            kwargs["compress_ratio"] = int(case["compress_ratio"])
+            kwargs["compress_layers"] = [int(x) for x in case["compress_layers"]]
         raw = reranker.compute_score(pairs, normalize=False, **kwargs)
         normalized = reranker.compute_score(pairs, normalize=True, **kwargs)
         results.append(

@@ -60,6 +60,14 @@ def with_cutoff(tmp_path: Path, base: str, layer: int | None) -> str:
     return str(path)
 
 
+def compressing(tmp_path: Path, ratio: int, layers: list[int], cutoff: int | None = None) -> str:
+    """A recipe file: bge-gemma2-lightweight compressing tokens by ``ratio`` before ``layers``."""
+    path = tmp_path / f"compress-{ratio}-{'-'.join(map(str, layers))}-{cutoff}.json"
+    fields = {"base": "bge-gemma2-lightweight", "compress_ratio": ratio, "compress_layers": layers}
+    path.write_text(json.dumps({**fields, "cutoff_layer": cutoff}))
+    return str(path)
+
+
 def reference(model: Path, kind: str, layers: list[int | None], **extra: object) -> dict:
     cases = [
         {"pairs": PAIRS, "prompt": prompt, "cutoff_layers": None if layer is None else [layer]}
@@ -118,6 +126,52 @@ def test_gemma2_lightweight_attention_is_not_soft_capped_as_in_flag_embedding(
     assert sdpa != pytest.approx(eager["results"][0]["scores"], abs=1e-3)
 
 
+# ratio, compress layers, cutoff layer: once and twice (the pooled passage pooled again), the
+# full-attention layers 1 and 3 reading the whole compressed pair, a compress layer past the cutoff
+COMPRESSIONS = [(2, [1, 3], None), (4, [1], 3), (8, [2], None), (2, [3, 4], 3)]
+
+
+@pytest.mark.reference
+def test_gemma2_lightweight_token_compression_equals_flag_embedding(
+    lightweight_dir: Path, tmp_path: Path
+) -> None:
+    cases = [
+        {
+            "pairs": PAIRS,
+            "prompt": prompt,
+            "cutoff_layers": None if cutoff is None else [cutoff],
+            "compress_ratio": ratio,
+            "compress_layers": layers,
+        }
+        for ratio, layers, cutoff in COMPRESSIONS
+        for prompt in (None, PROMPT)
+    ]
+    request = {
+        "model": str(lightweight_dir),
+        "kind": "lightweight",
+        "max_length": MAX_LENGTH,
+        "cases": cases,
+    }
+    results = iter(run_reference("flag_layerwise_reference.py", request)["results"])
+    plain = Reranker(str(lightweight_dir), max_length=MAX_LENGTH, long_documents="truncate")
+    for ratio, layers, cutoff in COMPRESSIONS:
+        ours = Reranker(
+            str(lightweight_dir),
+            recipe=compressing(tmp_path, ratio, layers, cutoff),
+            max_length=MAX_LENGTH,
+            long_documents="truncate",
+            batch_tokens=1000,  # several passes, as FlagEmbedding's batches differ anyway
+        )
+        for prompt in (None, PROMPT):
+            expected = next(results)
+            got = ours.compute_score(PAIRS, instruction=prompt)
+            assert got == pytest.approx(expected["scores"], abs=1e-4), (ratio, layers, prompt)
+            got = ours.compute_score(PAIRS, instruction=prompt, normalize=True)
+            assert got == pytest.approx(expected["normalized"], abs=1e-5), (ratio, layers)
+        if cutoff is None:  # compression changes the scores of this model
+            assert ours.compute_score(PAIRS) != pytest.approx(plain.compute_score(PAIRS), abs=1e-3)
+
+
 @pytest.mark.reference
 def test_minicpm_layerwise_equals_flag_embedding(minicpm_dir: Path, tmp_path: Path) -> None:
     diffs = assert_parity(
@@ -155,11 +209,28 @@ def test_a_cutoff_layer_without_a_head_is_refused(lightweight_dir: Path, tmp_pat
         Reranker(str(lightweight_dir), recipe=recipe)
 
 
-def test_token_compression_is_refused(tmp_path: Path) -> None:
+def test_token_compression_is_checked(
+    minicpm_dir: Path, lightweight_dir: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "compressed.json"
-    path.write_text(json.dumps({"base": "bge-gemma2-lightweight", "compress_ratio": 2}))
-    with pytest.raises(ConfigError, match="compress_ratio 2"):
+    path.write_text(json.dumps({"base": "bge-gemma2-lightweight", "compress_ratio": 3}))
+    with pytest.raises(ConfigError, match="compress_ratio 3"):
         load_recipe(str(path))
+    path.write_text(json.dumps({"base": "bge-minicpm-layerwise", "compress_ratio": 2}))
+    with pytest.raises(ConfigError, match="LightWeightFlagLLMReranker"):
+        Reranker(str(minicpm_dir), recipe=str(path))
+    path.write_text(json.dumps({"base": "bge-gemma", "compress_ratio": 2}))
+    with pytest.raises(ConfigError, match="for per-layer heads"):
+        load_recipe(str(path))
+    recipe = compressing(tmp_path, 2, [1, 3])
+    with pytest.raises(ConfigError, match="packed passes cannot apply"):
+        Reranker(str(lightweight_dir), recipe=recipe, packed=True)
+    rr = Reranker(str(lightweight_dir), recipe=recipe)
+    assert not rr.backend.packed and not rr.backend.shares_prefix
+    assert "compressed by 2 before layers 1, 3" in rr.backend.kernels  # type: ignore[attr-defined]
+    # FlagEmbedding's default compress layer, 8, is past this model's 5 layers: nothing to do
+    path.write_text(json.dumps({"base": "bge-gemma2-lightweight", "compress_ratio": 2}))
+    assert Reranker(str(lightweight_dir), recipe=str(path)).backend.packed
 
 
 def test_recipes_and_checkpoints_must_agree(

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
+from rankgate.backends.compression import compressed_last_hidden
 from rankgate.backends.cpu import choose_kernels, cpu_info
 from rankgate.backends.kernels import route_to_onednn
-from rankgate.backends.layerwise import layer_heads, load_layer_model
+from rankgate.backends.layerwise import LayerHeads, layer_heads, load_layer_model
 from rankgate.backends.packed_decoder import (
     ATTENTION,
     PackedDecoder,
@@ -137,13 +138,15 @@ class DecoderBackend:
         self.score_offset = self.recipe.normalize_offset
         self.budget = self.recipe.budget
         self.template = self.template_for(None)
-        self.prefix_cache = prefix_cache
-        self.shares_prefix = prefix_cache
+        self._compression = self._compression_layers(packed)
+        # Compressed passages no longer line up with a prefix computed once.
+        self.prefix_cache = prefix_cache and self._compression is None
+        self.shares_prefix = self.prefix_cache
         self.shared_prefix_tokens_saved = 0
         self._cache_argument = (
             "cache" if "cache" in inspect.signature(self._body.forward).parameters else None
         ) or "past_key_values"
-        wanted = self.device == "cpu" if packed is None else packed
+        wanted = (self.device == "cpu" if packed is None else packed) and not self._compression
         self._packed = self._packed_decoder() if wanted else None
         self.packed = self._packed is not None
 
@@ -151,6 +154,9 @@ class DecoderBackend:
     def kernels(self) -> str:
         """What runs the matrix products, for ``rankgate info`` and ``/info``."""
         how = "packed, shared prefix once" if self.packed else "padded"
+        if self._compression:
+            layers = ", ".join(map(str, self._compression))
+            how += f", tokens compressed by {self.recipe.compress_ratio} before layers {layers}"
         return f"{how}, {self.dtype} linear layers on {'oneDNN' if self.onednn else 'torch'}"
 
     def _packed_decoder(self) -> PackedDecoder | None:
@@ -192,7 +198,7 @@ class DecoderBackend:
     def _load_model(self, model_dir: Path, config: dict[str, Any], dtype: Any) -> Any:
         """Load the model as the recipe reads it: the score head's weight ``(1, hidden)`` for
         per-layer heads (the model cut at the cutoff layer), None for label logits."""
-        heads = layer_heads(config)
+        heads = self._heads = layer_heads(config)
         if self.recipe.head == "layers" and heads is None:
             raise ConfigError(
                 f"the {self.recipe.name} recipe scores with per-layer score heads, which "
@@ -217,6 +223,38 @@ class DecoderBackend:
                 f"could not load '{self.model_id}' from {model_dir}: {exc}"
             ) from exc
         return None
+
+    def _compression_layers(self, packed: bool | None) -> tuple[int, ...] | None:
+        """The layers before which tokens are compressed (None: no compression).
+
+        Raises:
+            ConfigError: compression asked of a model without it, or with ``packed=True``.
+        """
+        ratio = self.recipe.compress_ratio
+        if ratio == 1:
+            return None
+        heads: LayerHeads | None = self._heads
+        if heads is None or heads.family != "gemma2-lightweight" or self.cutoff_layer is None:
+            raise ConfigError(
+                f"token compression (compress_ratio {ratio}) is bge-reranker-v2.5-gemma2-"
+                f"lightweight's (FlagEmbedding's LightWeightFlagLLMReranker); '{self.model_id}' "
+                "has none"
+            )
+        layers = tuple(x for x in self.recipe.compress_layers if 0 < x < self.cutoff_layer)
+        if not layers:
+            log.info(
+                "%s: no compress layer of %s is below the cutoff layer %d: no compression",
+                self.model_id,
+                list(self.recipe.compress_layers),
+                self.cutoff_layer,
+            )
+            return None
+        if packed:
+            raise ConfigError(
+                "token compression runs padded passes of whole pairs; packed passes cannot "
+                "apply (leave packed unset or false)"
+            )
+        return layers
 
     # -- recipe and templates ----------------------------------------------------------------
 
@@ -308,6 +346,16 @@ class DecoderBackend:
     def _forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         """Packed: one row of real tokens. Padded: pairs that share their prefix with another
         pair of the pass reuse its key/value cache; the rest run whole."""
+        if self._compression is not None:
+            final = compressed_last_hidden(
+                self._torch,
+                self._body,
+                pairs,
+                self.recipe.compress_ratio,
+                self._compression,
+                self.pad_token_id,
+            )
+            return self._score(final)
         if self._packed is not None:
             final, saved = self._packed.last_hidden(pairs, self.prefix_cache)
             self.shared_prefix_tokens_saved += saved

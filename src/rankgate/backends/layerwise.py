@@ -30,6 +30,8 @@ the scores to FlagEmbedding's own):
   ``down_proj``, which end the two residual branches, × ``scale_depth / sqrt(num_hidden_layers)``.
   Its ``simple`` heads read the normed state unscaled (``dim_model_base`` scales only the
   ``raw`` and ``complex`` heads).
+
+The gemma2-lightweight model's token compression is :mod:`rankgate.backends.compression`.
 """
 
 from __future__ import annotations

@@ -79,8 +79,11 @@ class Recipe:
             of ``cutoff_layer``; see :data:`Head`).
         cutoff_layer: ``layers`` only: the layer whose head scores (None: the last layer,
             FlagEmbedding's default; the model cards use 28).
-        compress_ratio: FlagEmbedding's token compression (gemma2-lightweight); only 1, off
-            and the library's default, is supported.
+        compress_ratio: FlagEmbedding's token compression (gemma2-lightweight): the passage's
+            tokens are averaged in groups of 2, 4 or 8 before each of ``compress_layers``; 1
+            (the library's default) is off (:mod:`rankgate.backends.compression`).
+        compress_layers: the layers before which tokens are compressed (FlagEmbedding's
+            default: 8; the model card's: 24 and 40).
     """
 
     name: str
@@ -101,6 +104,7 @@ class Recipe:
     head: Head = "labels"
     cutoff_layer: int | None = None
     compress_ratio: int = 1
+    compress_layers: tuple[int, ...] = (8,)
 
     def __post_init__(self) -> None:
         where = f"recipe {self.name!r}"
@@ -112,11 +116,15 @@ class Recipe:
             raise ConfigError(f"{where}: cutoff_layer is for per-layer heads (head 'layers')")
         if self.cutoff_layer is not None and self.cutoff_layer < 0:
             raise ConfigError(f"{where}: cutoff_layer must be a layer number, >= 0")
-        if self.compress_ratio != 1:
+        if self.compress_ratio not in (1, 2, 4, 8):
             raise ConfigError(
                 f"{where}: compress_ratio {self.compress_ratio}: FlagEmbedding's token "
-                "compression is not implemented; use 1 (no compression, FlagEmbedding's default)"
+                "compression takes 2, 4 or 8 (1: no compression)"
             )
+        if self.compress_ratio > 1 and self.head == "labels":
+            raise ConfigError(f"{where}: token compression is for per-layer heads (head 'layers')")
+        if any(not isinstance(x, int) or x < 0 for x in self.compress_layers):
+            raise ConfigError(f"{where}: compress_layers must be layer numbers, >= 0")
 
     def query_text(self, query: str, instruction: str | None) -> str:
         chosen = instruction if instruction is not None else self.default_instruction
@@ -271,6 +279,8 @@ def load_recipe(spec: str, model_id: str = "") -> Recipe:
         value = data.get(part, () if base is None else None)
         if value is not None:
             data[part] = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(data.get("compress_layers"), list):
+        data["compress_layers"] = tuple(data["compress_layers"])
     try:
         if base is None:
             return Recipe(**data)
