@@ -327,3 +327,26 @@ def test_bos_is_prepended_even_where_it_is_the_padding_token(
     expected = reference(copy, "layerwise", [None])["results"][0]["scores"]
     ours = Reranker(str(copy), max_length=MAX_LENGTH, long_documents="truncate")
     assert ours.compute_score(PAIRS) == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_sharded_checkpoint_loads_the_same(minicpm_dir: Path, tmp_path: Path) -> None:
+    """The real checkpoints come in shards with an index; heads and layers are read from it."""
+    from safetensors.torch import load_file, save_file
+
+    copy = Path(shutil.copytree(minicpm_dir, tmp_path / "sharded"))
+    weights = load_file(str(copy / "model.safetensors"))
+    (copy / "model.safetensors").unlink()
+    names = sorted(weights)
+    shards = {
+        "model-00001-of-00002.safetensors": names[::2],
+        "model-00002-of-00002.safetensors": names[1::2],
+    }
+    for file, part in shards.items():
+        save_file({n: weights[n] for n in part}, str(copy / file), metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {n: f for f, part in shards.items() for n in part}}
+    (copy / "model.safetensors.index.json").write_text(json.dumps(index))
+    recipe = with_cutoff(tmp_path, "bge-minicpm-layerwise", 3)
+    expected = Reranker(str(minicpm_dir), recipe=recipe).compute_score(PAIRS[:4])
+    assert Reranker(str(copy), recipe=recipe).compute_score(PAIRS[:4]) == pytest.approx(
+        expected, abs=1e-6
+    )
