@@ -281,3 +281,19 @@ def test_soft_capped_attention_is_not_packed() -> None:
     assert unsupported_reason(SimpleNamespace(attn_logit_softcapping=50.0)) is not None
     assert unsupported_reason(SimpleNamespace(is_causal=False)) is not None
     assert unsupported_reason(SimpleNamespace(attn_logit_softcapping=None)) is None
+
+
+def test_a_packed_piece_attends_within_its_sliding_window() -> None:
+    import torch
+
+    from rankgate.backends.packed_decoder import Layout
+
+    layout = Layout(pieces=[])
+    # 2 prefix keys, then 3 rest tokens at positions 2-4; a window of 2: itself and the one before
+    got = layout.mask(torch, 2, 3, "cpu", window=2).int().tolist()
+    assert got == [[0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]
+    assert layout.mask(torch, 2, 3, "cpu").int().tolist() == [
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1],
+    ]

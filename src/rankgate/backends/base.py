@@ -26,6 +26,8 @@ class EncodedPair:
     # Leading tokens (template prefix, query, middle) that every document of the same query
     # shares; a causal model may compute them once and reuse their key/value cache.
     shared: int = 0
+    # Trailing tokens after the document (the template's suffix; a decoder's prompt).
+    suffix: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -55,10 +57,11 @@ class PairTemplate:
     def build(self, query: Sequence[int], document: Sequence[int]) -> EncodedPair:
         ids = (*self.prefix, *query, *self.middle, *document, *self.suffix)
         first = len(self.prefix) + len(query) + len(self.middle)
+        tail = len(self.suffix)
         if self.first_type is None or self.second_type is None:
-            return EncodedPair(ids, shared=first)
+            return EncodedPair(ids, shared=first, suffix=tail)
         types = (self.first_type,) * first + (self.second_type,) * (len(ids) - first)
-        return EncodedPair(ids, types, shared=first)
+        return EncodedPair(ids, types, shared=first, suffix=tail)
 
     @classmethod
     def derive(

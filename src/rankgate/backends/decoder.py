@@ -5,6 +5,8 @@ A causal LM (Qwen3-Reranker, bge-reranker-v2-gemma, mxbai-rerank-v2, or any othe
 read at the last position from the label tokens' rows of the LM head only (a 2 × hidden product
 instead of the whole vocabulary, as vLLM's ``w_yes - w_no`` adapter does), in float32. Gemma-2's
 final logit soft-capping is applied to each label logit first, as the model's own head does.
+FlagEmbedding's layerwise rerankers score with one layer's score head instead, the same way: a
+row on the final hidden state of a model cut at that layer (:mod:`rankgate.backends.layerwise`).
 
 On CPU a pass is packed (:mod:`rankgate.backends.packed_decoder`): real tokens only, each shared
 prefix once. Elsewhere pairs are right-padded, and pairs that share a prefix reuse its key/value
@@ -23,15 +25,17 @@ from typing import Any
 import numpy as np
 
 from rankgate.backends.base import EncodedPair, PairTemplate
+from rankgate.backends.compression import compressed_last_hidden
 from rankgate.backends.cpu import choose_kernels, cpu_info
 from rankgate.backends.kernels import route_to_onednn
+from rankgate.backends.layerwise import LayerHeads, layer_heads, load_layer_model
 from rankgate.backends.packed_decoder import (
     ATTENTION,
     PackedDecoder,
     register_attention,
     unsupported_reason,
 )
-from rankgate.backends.recipes import Recipe, detect_recipe, load_recipe
+from rankgate.backends.recipes import BUILTIN, Recipe, detect_recipe, load_recipe
 from rankgate.backends.runtime import reuse_freed_memory
 from rankgate.backends.tokenization import read_config
 from rankgate.backends.torch_backend import PROBE_TEXTS, _torch, resolve_device, resolve_dtype
@@ -55,7 +59,8 @@ class DecoderBackend:
         model_dir: the checkpoint (``config.json``, weights, ``tokenizer.json``).
         model_id: its name (hub id or path), also used to recognise the recipe.
         recipe: ``auto`` (recognised from architecture, tokenizer and name), a built-in name
-            (``qwen3``, ``bge-gemma``, ``mxbai-v2``) or a JSON recipe file.
+            (``qwen3``, ``bge-gemma``, ``mxbai-v2``, ``bge-gemma2-lightweight``,
+            ``bge-minicpm-layerwise``) or a JSON recipe file.
         prefix_cache: compute a prefix shared by several pairs of a pass once.
         packed: run passes on real tokens only (None: on CPU), once a probe at load time has
             matched the stock forward.
@@ -79,7 +84,6 @@ class DecoderBackend:
     ) -> None:
         torch = _torch()
         from tokenizers import Tokenizer
-        from transformers import AutoModelForCausalLM
 
         self.model_id = model_id
         self.device = resolve_device(device)
@@ -101,12 +105,8 @@ class DecoderBackend:
         self._tok.no_truncation()
         self._tok.no_padding()
         self.recipe = self._choose_recipe(recipe, config)
-        try:
-            self._model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), dtype=getattr(torch, self.dtype)
-            )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"could not load '{model_id}' from {model_dir}: {exc}") from exc
+        self.cutoff_layer: int | None = None
+        head = self._load_model(Path(model_dir), config, getattr(torch, self.dtype))
         self._model.eval().to(self.device)
         self._torch = torch
         self._body = self._model.get_decoder()
@@ -122,25 +122,31 @@ class DecoderBackend:
         if pad is None:
             pad = self._tok.token_to_id(str(config.get("pad_token", ""))) or 0
         self.pad_token_id = int(pad)
-        self._bos = self._bos_id(model_config) if self.recipe.bos else ()
-        labels = [self._label_id(self.recipe.true_token)]
-        if self.recipe.false_token is not None:
-            labels.append(self._label_id(self.recipe.false_token))
-        head = self._model.get_output_embeddings().weight
-        self._rows = head[labels].detach().to(torch.float32).clone()
+        # FlagEmbedding's layerwise rerankers prepend BOS even where it is the padding token.
+        self._bos = self._bos_id(model_config, head is not None) if self.recipe.bos else ()
+        if head is not None:
+            self._rows = head.detach().to(torch.float32).clone()
+        else:
+            labels = [self._label_id(self.recipe.true_token)]
+            if self.recipe.false_token is not None:
+                labels.append(self._label_id(self.recipe.false_token))
+            lm_head = self._model.get_output_embeddings().weight
+            self._rows = lm_head[labels].detach().to(torch.float32).clone()
         cap = getattr(model_config, "final_logit_softcapping", None)
         self._softcap = float(cap) if cap else None
         self.default_max_length = self.recipe.default_max_length
         self.score_offset = self.recipe.normalize_offset
         self.budget = self.recipe.budget
         self.template = self.template_for(None)
-        self.prefix_cache = prefix_cache
-        self.shares_prefix = prefix_cache
+        self._compression = self._compression_layers(packed)
+        # Compressed passages no longer line up with a prefix computed once.
+        self.prefix_cache = prefix_cache and self._compression is None
+        self.shares_prefix = self.prefix_cache
         self.shared_prefix_tokens_saved = 0
         self._cache_argument = (
             "cache" if "cache" in inspect.signature(self._body.forward).parameters else None
         ) or "past_key_values"
-        wanted = self.device == "cpu" if packed is None else packed
+        wanted = (self.device == "cpu" if packed is None else packed) and not self._compression
         self._packed = self._packed_decoder() if wanted else None
         self.packed = self._packed is not None
 
@@ -148,6 +154,9 @@ class DecoderBackend:
     def kernels(self) -> str:
         """What runs the matrix products, for ``rankgate info`` and ``/info``."""
         how = "packed, shared prefix once" if self.packed else "padded"
+        if self._compression:
+            layers = ", ".join(map(str, self._compression))
+            how += f", tokens compressed by {self.recipe.compress_ratio} before layers {layers}"
         return f"{how}, {self.dtype} linear layers on {'oneDNN' if self.onednn else 'torch'}"
 
     def _packed_decoder(self) -> PackedDecoder | None:
@@ -163,6 +172,7 @@ class DecoderBackend:
         docs = self.tokenize([self.format_document(d) for d in (long, short)])
         probe = [self.template.build(q, d) for d in docs]
         probe.append(self.template.build(q[: max(1, len(q) // 2)], docs[1]))
+        stock = self._model.config._attn_implementation  # sdpa, or eager (e.g. Gemma-2)
         try:
             register_attention()
             self._model.set_attn_implementation(ATTENTION)
@@ -171,7 +181,7 @@ class DecoderBackend:
             got = [self._score(packed.last_hidden(probe, reuse)[0]) for reuse in (True, False)]
         except Exception as exc:  # any failure of the fast path leaves the stock one
             log.warning("%s: packed pass failed (%s); padded batches", self.model_id, exc)
-            self._model.set_attn_implementation("sdpa")
+            self._model.set_attn_implementation(stock)
             return None
         tolerance = 1e-4 if self.dtype == "float32" else 5e-2
         if not all(np.allclose(g, want, rtol=tolerance, atol=tolerance) for g in got):
@@ -181,9 +191,70 @@ class DecoderBackend:
                 [g.tolist() for g in got],
                 want.tolist(),
             )
-            self._model.set_attn_implementation("sdpa")
+            self._model.set_attn_implementation(stock)
             return None
         return packed
+
+    def _load_model(self, model_dir: Path, config: dict[str, Any], dtype: Any) -> Any:
+        """Load the model as the recipe reads it: the score head's weight ``(1, hidden)`` for
+        per-layer heads (the model cut at the cutoff layer), None for label logits."""
+        heads = self._heads = layer_heads(config)
+        if self.recipe.head == "layers" and heads is None:
+            raise ConfigError(
+                f"the {self.recipe.name} recipe scores with per-layer score heads, which "
+                f"'{self.model_id}' has none of; use a recipe that reads label logits"
+            )
+        if self.recipe.head == "labels" and heads is not None:
+            raise ConfigError(
+                f"'{self.model_id}' scores with per-layer score heads, not label logits, which "
+                f"the {self.recipe.name} recipe reads; use bge-gemma2-lightweight, "
+                "bge-minicpm-layerwise or another recipe with head 'layers'"
+            )
+        if heads is not None:
+            self.cutoff_layer = heads.cutoff(self.recipe.cutoff_layer)
+            self._model, head = load_layer_model(model_dir, config, heads, self.cutoff_layer, dtype)
+            return head
+        from transformers import AutoModelForCausalLM
+
+        try:
+            self._model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"could not load '{self.model_id}' from {model_dir}: {exc}"
+            ) from exc
+        return None
+
+    def _compression_layers(self, packed: bool | None) -> tuple[int, ...] | None:
+        """The layers before which tokens are compressed (None: no compression).
+
+        Raises:
+            ConfigError: compression asked of a model without it, or with ``packed=True``.
+        """
+        ratio = self.recipe.compress_ratio
+        if ratio == 1:
+            return None
+        heads: LayerHeads | None = self._heads
+        if heads is None or heads.family != "gemma2-lightweight" or self.cutoff_layer is None:
+            raise ConfigError(
+                f"token compression (compress_ratio {ratio}) is bge-reranker-v2.5-gemma2-"
+                f"lightweight's (FlagEmbedding's LightWeightFlagLLMReranker); '{self.model_id}' "
+                "has none"
+            )
+        layers = tuple(x for x in self.recipe.compress_layers if 0 < x < self.cutoff_layer)
+        if not layers:
+            log.info(
+                "%s: no compress layer of %s is below the cutoff layer %d: no compression",
+                self.model_id,
+                list(self.recipe.compress_layers),
+                self.cutoff_layer,
+            )
+            return None
+        if packed:
+            raise ConfigError(
+                "token compression runs padded passes of whole pairs; packed passes cannot "
+                "apply (leave packed unset or false)"
+            )
+        return layers
 
     # -- recipe and templates ----------------------------------------------------------------
 
@@ -195,14 +266,14 @@ class DecoderBackend:
         if found is None:
             raise ConfigError(
                 f"'{self.model_id}' is a {architecture} whose reranking recipe is not recognised; "
-                "name it with --recipe (qwen3, bge-gemma, mxbai-v2) or give a JSON recipe file"
+                f"name it with --recipe ({', '.join(BUILTIN)}) or give a JSON recipe file"
             )
         log.info("%s: the %s recipe", self.model_id, found)
         return load_recipe(found, self.model_id)
 
-    def _bos_id(self, model_config: Any) -> tuple[int, ...]:
+    def _bos_id(self, model_config: Any, even_if_pad: bool = False) -> tuple[int, ...]:
         bos = getattr(model_config, "bos_token_id", None)
-        if bos is None or bos == model_config.pad_token_id:
+        if bos is None or (bos == model_config.pad_token_id and not even_if_pad):
             return ()
         return (int(bos),)
 
@@ -275,6 +346,16 @@ class DecoderBackend:
     def _forward(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         """Packed: one row of real tokens. Padded: pairs that share their prefix with another
         pair of the pass reuse its key/value cache; the rest run whole."""
+        if self._compression is not None:
+            final = compressed_last_hidden(
+                self._torch,
+                self._body,
+                pairs,
+                self.recipe.compress_ratio,
+                self._compression,
+                self.pad_token_id,
+            )
+            return self._score(final)
         if self._packed is not None:
             final, saved = self._packed.last_hidden(pairs, self.prefix_cache)
             self.shared_prefix_tokens_saved += saved

@@ -55,15 +55,22 @@ class Layout:
     pieces: list[tuple[int, int, int, int]]
     saved: int = 0
     """Tokens not computed because a prefix was computed once for several pairs."""
-    masks: dict[tuple[int, int], Any] = field(default_factory=dict)
+    masks: dict[tuple[int, int, int | None], Any] = field(default_factory=dict)
 
-    def mask(self, torch: Any, context: int, length: int, device: Any) -> Any:
-        """Boolean mask of ``length`` queries over ``context`` prefix keys and their own."""
-        key = (context, length)
+    def mask(
+        self, torch: Any, context: int, length: int, device: Any, window: int | None = None
+    ) -> Any:
+        """Boolean mask of ``length`` queries over ``context`` prefix keys and their own: all
+        of the prefix and causally their own, or only the last ``window`` positions up to each
+        query's (a sliding-window layer, as transformers' masks have it)."""
+        key = (context, length, window)
         if key not in self.masks:
-            own = torch.ones(length, length, dtype=torch.bool, device=device).tril()
-            whole = torch.ones(length, context, dtype=torch.bool, device=device)
-            self.masks[key] = torch.cat([whole, own], dim=1)
+            query = torch.arange(context, context + length, device=device)[:, None]
+            keys = torch.arange(context + length, device=device)[None, :]
+            allowed = keys <= query
+            if window is not None:
+                allowed &= keys > query - window
+            self.masks[key] = allowed
         return self.masks[key]
 
 
@@ -100,15 +107,15 @@ def _attention(
         (1, query.shape[2], query.shape[1], query.shape[3]), dtype=query.dtype, device=query.device
     )
     for c0, c1, a, b in layout.pieces:
-        if window is not None and (c1 - c0) + (b - a) > window:
-            raise ValueError("a piece is longer than the model's sliding attention window")
+        # A window only bites where a piece reaches further back than it.
+        windowed = window is not None and (c1 - c0) + (b - a) > window
         q = query[:, :, a:b]
-        if c1 == c0:
+        if c1 == c0 and not windowed:
             got = sdpa(q, key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling)
         else:
             k = torch.cat([key[:, :, c0:c1], key[:, :, a:b]], dim=2)
             v = torch.cat([value[:, :, c0:c1], value[:, :, a:b]], dim=2)
-            mask = layout.mask(torch, c1 - c0, b - a, query.device)
+            mask = layout.mask(torch, c1 - c0, b - a, query.device, window if windowed else None)
             got = sdpa(q, k, v, attn_mask=mask, scale=scaling)
         out[0, a:b] = got[0].transpose(0, 1)
     return out, None
