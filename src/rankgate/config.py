@@ -45,9 +45,10 @@ class RerankerSettings(BaseSettings):
     )
     recipe: str = Field(
         "auto",
-        description="Decoder (LLM) rerankers: the prompt and label tokens. auto: recognised "
-        "from the checkpoint (architecture, tokenizer, name); qwen3, bge-gemma, mxbai-v2; or "
-        "the path of a JSON recipe file.",
+        description="Decoder (LLM) rerankers: the prompt and how the score is read. auto: "
+        "recognised from the checkpoint (architecture, tokenizer, name); qwen3, bge-gemma, "
+        "mxbai-v2, bge-gemma2-lightweight, bge-minicpm-layerwise; or the path of a JSON recipe "
+        "file (its fields, or a built-in base and the fields that differ, e.g. cutoff_layer).",
     )
     onnx_file: str | None = Field(
         None,
