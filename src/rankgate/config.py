@@ -6,16 +6,17 @@ built, never at import time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rankgate.errors import ConfigError
 from rankgate.types import DEFAULT_MODEL, CpuMatmul, DType, LongDocumentPolicy
 
-__all__ = ["RerankerSettings", "build_settings"]
+__all__ = ["RerankerSettings", "build_settings", "settings_or_error"]
 
 
 class RerankerSettings(BaseSettings):
@@ -168,18 +169,33 @@ def build_settings(
     Raises:
         ConfigError: when a value is invalid; the message names the setting.
     """
+    return settings_or_error(RerankerSettings, "settings", overrides, settings)
+
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def settings_or_error(
+    model: type[Settings],
+    what: str,
+    overrides: Mapping[str, object],
+    base: Settings | None = None,
+    unnamed: str = "settings",
+) -> Settings:
+    """``model`` from explicit overrides (``None`` values are ignored) over ``base`` (or the
+    environment and the defaults): the one way every settings class is built.
+
+    Raises:
+        ConfigError: a value is invalid; ``invalid {what}: field: problem; ...`` (``unnamed``
+            stands for a problem of the whole object).
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        if settings is None:
-            return RerankerSettings(**given)  # type: ignore[arg-type]
-        return RerankerSettings(**{**settings.model_dump(), **given}) if given else settings
+        if base is None:
+            return model(**given)
+        return model(**{**base.model_dump(), **given}) if given else base
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        parts.append(f"{where}: {err['msg']}")
-    return "invalid settings: " + "; ".join(parts)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or unnamed}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid {what}: {problems}") from None

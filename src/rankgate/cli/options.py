@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from rankgate.errors import ConfigError
+from rankgate.config import settings_or_error
 
 __all__ = [
     "REFERENCE_DOCS",
@@ -118,14 +118,8 @@ def settings_from(model: type[Settings], options: Mapping[str, object], what: st
     Raises:
         ConfigError: an invalid value; the message names ``what`` and the setting.
     """
-    given = {n: options[n] for n in model.model_fields if options.get(n) is not None}
-    try:
-        return model(**given)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid {what}: {problems}") from None
+    given = {n: options[n] for n in model.model_fields if n in options}
+    return settings_or_error(model, what, given)
 
 
 def settings_table(model: type[BaseModel], names: Iterable[str] | None = None) -> str:

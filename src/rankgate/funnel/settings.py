@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rankgate.errors import ConfigError
+from rankgate.config import settings_or_error
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -163,12 +163,6 @@ class EvalSettings(BaseSettings):
     chart: Path = Field(Path("rankgate-eval.png"), description="Where to write the PNG chart.")
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-    )
-
-
 def build_funnel_settings(
     settings: FunnelSettings | None = None, **overrides: object
 ) -> FunnelSettings:
@@ -177,13 +171,7 @@ def build_funnel_settings(
     Raises:
         ConfigError: a value is invalid; the message names the setting.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        if settings is None:
-            return FunnelSettings(**given)  # type: ignore[arg-type]
-        return FunnelSettings(**{**settings.model_dump(), **given}) if given else settings
-    except ValidationError as exc:
-        raise ConfigError(f"invalid funnel settings: {_problems(exc)}") from None
+    return settings_or_error(FunnelSettings, "funnel settings", overrides, settings)
 
 
 def build_eval_settings(**overrides: object) -> EvalSettings:
@@ -192,8 +180,4 @@ def build_eval_settings(**overrides: object) -> EvalSettings:
     Raises:
         ConfigError: a value is invalid; the message names the setting.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return EvalSettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise ConfigError(f"invalid eval settings: {_problems(exc)}") from None
+    return settings_or_error(EvalSettings, "eval settings", overrides)

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rankgate.backends.base import EncodedPair, pad_batch
-from rankgate.config import RerankerSettings, build_settings
+from rankgate.config import RerankerSettings, build_settings, settings_or_error
 from rankgate.engine import Reranker
 from rankgate.engine.reranker import FINETUNE_RECORD
 from rankgate.errors import ConfigError, MissingDependencyError, TrainingDataError
@@ -208,13 +208,7 @@ def finetune_options(**overrides: Any) -> FinetuneOptions:
     Raises:
         ConfigError: a value is invalid; the message names the option.
     """
-    try:
-        return FinetuneOptions(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid fine-tuning options: {problems}") from None
+    return settings_or_error(FinetuneOptions, "fine-tuning options", overrides, unnamed="options")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ environment is read when an object is built, never at import time.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rankgate.errors import ConfigError
+from rankgate.config import settings_or_error
 
 __all__ = ["BatchSettings", "RaySettings", "build_batch_settings", "build_ray_settings"]
 
@@ -135,24 +135,13 @@ class BatchSettings(BaseSettings):
     )
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-        for err in exc.errors()
-    )
-
-
 def build_ray_settings(**overrides: object) -> RaySettings:
     """Ray settings from explicit overrides (``None`` values are ignored), env and defaults.
 
     Raises:
         ConfigError: a value is invalid; the message names the setting.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return RaySettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise ConfigError(f"invalid Ray settings: {_problems(exc)}") from None
+    return settings_or_error(RaySettings, "Ray settings", overrides)
 
 
 def build_batch_settings(**overrides: object) -> BatchSettings:
@@ -161,8 +150,4 @@ def build_batch_settings(**overrides: object) -> BatchSettings:
     Raises:
         ConfigError: a value is invalid; the message names the setting.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return BatchSettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise ConfigError(f"invalid batch settings: {_problems(exc)}") from None
+    return settings_or_error(BatchSettings, "batch settings", overrides)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rankgate.errors import ConfigError
+from rankgate.config import settings_or_error
 
 __all__ = ["ServerSettings", "build_server_settings", "parse_size"]
 
@@ -224,12 +224,4 @@ def build_server_settings(**overrides: object) -> ServerSettings:
     Raises:
         ConfigError: a value is invalid; the message names the setting.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return ServerSettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid server settings: {problems}") from None
+    return settings_or_error(ServerSettings, "server settings", overrides)
