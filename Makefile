@@ -37,7 +37,7 @@ openapi: setup ## Regenerate docs/openapi.json from the server
 	$(BIN)/python -m rankgate.server.openapi > docs/openapi.json
 
 .PHONY: reference
-reference: setup ## Regenerate the generated settings tables of README.md and docs/*.md
+reference: setup ## Regenerate the generated settings tables of README.md, docs/*.md and benchmarks/README.md
 	$(BIN)/python -c "from pathlib import Path; from rankgate.cli.options import update_references; update_references(Path('.'))"
 
 .PHONY: system

@@ -20,6 +20,7 @@ from rankgate.bench.core import (
     default_cpu_peers,
     run_core,
 )
+from rankgate.bench.llm import LLM_PEERS, LlmOptions
 from rankgate.bench.load import check_loopback, run_load
 from rankgate.bench.measure import (
     deviation,
@@ -42,7 +43,7 @@ from rankgate.bench.workload import (
     RepeatedRequests,
     make_documents,
 )
-from rankgate.cli.bench import bench
+from rankgate.cli.bench import bench, bench_server
 from rankgate.server import ServerSettings, create_app
 from rankgate.testing import KeywordBackend
 from tests.server.conftest import start_server
@@ -199,6 +200,80 @@ def test_bench_rejects_an_unknown_peer(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--tiny", "--model-dir", str(tmp_path), "--peers", "nope"])
     assert result.exit_code == 2 and "choose from" in result.output
     assert not any(tmp_path.iterdir())  # nothing was built
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch, *runners: str) -> list[object]:
+    """The options the command hands to its benchmark, which does not run."""
+    import importlib
+
+    # rankgate.cli.bench as an attribute is the bench command rankgate.cli re-exports
+    cli_bench = importlib.import_module("rankgate.cli.bench")
+    seen: list[object] = []
+    for name in runners:
+        monkeypatch.setattr(cli_bench, name, seen.append)
+    return seen
+
+
+def test_bench_cli_options_and_variables_reach_the_core_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _captured(monkeypatch, "run_core", "run_llm")
+    app = typer.Typer()
+    app.command()(bench)
+    env = {"RANKGATE_BENCH_DOCS": "3,5", "RANKGATE_BENCH_REPEATS": "4", "RANKGATE_BENCH_SHORT": "1"}
+    args = ["--tiny", "--model-dir", str(tmp_path), "--peers", "rankgate, flag", "--repeats", "1"]
+    result = CliRunner().invoke(app, [*args, "--threads", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    (core,) = seen
+    assert isinstance(core, CoreOptions)
+    assert (core.docs, core.repeats, core.threads) == ((3, 5), 1, 3)  # the flag beats the variable
+    assert core.tiny and core.short and core.model_dir == tmp_path and core.device == "cpu"
+    assert core.peers == ("rankgate", "flag") and core.spread == DEFAULT_SPREAD
+    assert core.flag_python.name == "python" and core.out is None  # not given: the options' own
+
+    seen.clear()
+    env = {"RANKGATE_BENCH_LLM": "true", "RANKGATE_BENCH_FLAG_PYTHON": str(tmp_path / "py")}
+    result = CliRunner().invoke(app, ["--docs", "2", "--spread", "0.15"], env=env)
+    assert result.exit_code == 0, result.output
+    (llm,) = seen
+    assert isinstance(llm, LlmOptions)
+    assert (llm.docs, llm.tokens, llm.spread, llm.repeats) == ((2,), 280, 0.15, 2)
+    assert llm.peers == LLM_PEERS and llm.flag_python == tmp_path / "py"
+
+
+def test_bench_server_cli_options_and_variables_reach_the_server_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _captured(monkeypatch, "run_server_bench")
+    app = typer.Typer()
+    app.command()(bench_server)
+    env = {
+        "RANKGATE_BENCH_SERVER_DOCS": "5",
+        "RANKGATE_BENCH_DURATION_S": "2.5",
+        "RANKGATE_BENCH_CLIENTS": "1,4",
+        "RANKGATE_BENCH_DOCS": "99",  # bench's variable, not bench-server's
+    }
+    args = ["--tiny", "--servers", "rankgate", "--infinity-bin", str(tmp_path / "infinity")]
+    args += ["--repeat-share", "0.5", "--cache-size", "1MiB", "--max-requests", "7"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    assert isinstance(options, ServerOptions)
+    assert (options.docs, options.duration_s, options.clients) == (5, 2.5, (1, 4))
+    assert options.servers == ("rankgate",) and options.infinity_bin == tmp_path / "infinity"
+    assert (options.repeat_share, options.cache_size, options.max_requests) == (0.5, "1MiB", 7)
+    assert options.tiny and options.threads == 2 and options.spread == DEFAULT_SPREAD
+
+    seen.clear()
+    result = CliRunner().invoke(app, ["--docs", "6", "--duration", "1"], env=env)
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    assert isinstance(options, ServerOptions)
+    assert (options.docs, options.duration_s) == (6, 1.0)  # the flags beat the variables
+    assert options.infinity_bin.name == "infinity_emb" and options.servers == (
+        "rankgate",
+        "infinity",
+    )
 
 
 def test_load_generator_against_a_live_server() -> None:

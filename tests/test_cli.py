@@ -134,7 +134,9 @@ def test_read_documents_formats() -> None:
     assert read_documents(StringIO('{"text": "a"}\n'), "lines") == ['{"text": "a"}']
 
 
-@pytest.mark.parametrize("command", ["rerank", "info", "download", "serve"])
+@pytest.mark.parametrize(
+    "command", ["rerank", "info", "download", "serve", "bench", "bench-server"]
+)
 def test_every_option_is_an_env_var(command: str) -> None:
     import typer.main
 

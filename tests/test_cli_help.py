@@ -86,3 +86,38 @@ def test_help_wraps_at_spaces_not_inside_values() -> None:
     bench = _help(("bench",))
     # A long comma-separated list breaks after its commas, within the width.
     assert "rankgate,rankgate-padded," in bench
+
+
+def test_derived_bench_and_rerank_help_names_variables_and_defaults() -> None:
+    """At 80 columns, each derived option's help still says its variable and its default."""
+    expected = {
+        ("bench",): [
+            "envvar:RANKGATE_BENCH_DOCS",
+            "Default:10,50.",
+            "envvar:RANKGATE_BENCH_REPEATS",
+            "Default:2.",
+            "Default:therepo's.venv-flag.",
+            "Default:0.7.",
+        ],
+        ("bench-server",): [
+            "envvar:RANKGATE_BENCH_SERVER_DOCS",
+            "Default:8.",
+            "envvar:RANKGATE_BENCH_DURATION_S",
+            "Default:60.",
+            "Default:nolimit.",
+            "Default:rankgate,infinity.",
+        ],
+        ("rerank",): [
+            "envvar:RANKGATE_QUERY",
+            "required]",
+            "envvar:RANKGATE_TOP_N",
+            "Default:all.",
+            "envvar:RANKGATE_RANK_FIELDS",
+            "Default:text.",
+            "JSONLinesoutinsteadofatable.",
+        ],
+    }
+    for path, pieces in expected.items():
+        squeezed = "".join(_help(path).split())  # the help's words, wherever it wrapped them
+        for piece in pieces:
+            assert piece in squeezed, (path, piece)

@@ -13,9 +13,11 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from rankgate.backends.onnx_export import ExportSettings
+from rankgate.bench.settings import BenchServerSettings, BenchSettings
 from rankgate.cli import app
 from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
 from rankgate.cli.options import REFERENCE_DOCS, env_var, settings_table, with_reference
+from rankgate.cli.rerank_settings import RerankCallSettings
 from rankgate.config import RerankerSettings
 from rankgate.funnel.settings import EvalSettings, FunnelSettings
 from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
@@ -56,6 +58,7 @@ DERIVED: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("serve", RerankerSettings, None),
     ("serve", RaySettings, None),
     ("rerank", RerankerSettings, None),
+    ("rerank", RerankCallSettings, None),
     ("index", FunnelSettings, _INDEX),
     ("search", FunnelSettings, _SEARCH),
     ("templates", FunnelSettings, ("templates_file",)),
@@ -70,7 +73,54 @@ DERIVED: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("health", HealthReportSettings, None),
     ("demo", DemoSettings, ("lang", "chart", "explain")),
     ("demo trap", DemoSettings, ("lang", "scenario", "chart", "no_chart", "top")),
+    ("bench", BenchSettings, None),
+    ("bench-server", BenchServerSettings, None),
 ]
+
+# The variables these commands read before their options were derived, by flag: a user's
+# environment keeps working (bench-server's --docs and --duration are not bench's names).
+KEPT_VARIABLES = {
+    "rerank": {
+        "--query": "RANKGATE_QUERY",
+        "--top-n": "RANKGATE_TOP_N",
+        "--json": "RANKGATE_JSON",
+        "--raw-scores": "RANKGATE_RAW_SCORES",
+        "--rank-field": "RANKGATE_RANK_FIELDS",
+        "--format": "RANKGATE_FORMAT",
+        "--instruction": "RANKGATE_INSTRUCTION",
+    },
+    "bench": {
+        "--docs": "RANKGATE_BENCH_DOCS",
+        "--repeats": "RANKGATE_BENCH_REPEATS",
+        "--peers": "RANKGATE_BENCH_PEERS",
+        "--llm": "RANKGATE_BENCH_LLM",
+        "--model-dir": "RANKGATE_BENCH_MODEL_DIR",
+        "--tiny": "RANKGATE_BENCH_TINY",
+        "--short": "RANKGATE_BENCH_SHORT",
+        "--spread": "RANKGATE_BENCH_SPREAD",
+        "--threads": "RANKGATE_BENCH_THREADS",
+        "--device": "RANKGATE_BENCH_DEVICE",
+        "--flag-python": "RANKGATE_BENCH_FLAG_PYTHON",
+        "--st-onnx-python": "RANKGATE_BENCH_ST_ONNX_PYTHON",
+        "--out": "RANKGATE_BENCH_OUT",
+    },
+    "bench-server": {
+        "--docs": "RANKGATE_BENCH_SERVER_DOCS",
+        "--clients": "RANKGATE_BENCH_CLIENTS",
+        "--duration": "RANKGATE_BENCH_DURATION_S",
+        "--max-requests": "RANKGATE_BENCH_MAX_REQUESTS",
+        "--servers": "RANKGATE_BENCH_SERVERS",
+        "--infinity-bin": "RANKGATE_BENCH_INFINITY_BIN",
+        "--repeat-share": "RANKGATE_BENCH_REPEAT_SHARE",
+        "--cache-size": "RANKGATE_BENCH_CACHE_SIZE",
+        "--model-dir": "RANKGATE_BENCH_MODEL_DIR",
+        "--tiny": "RANKGATE_BENCH_TINY",
+        "--short": "RANKGATE_BENCH_SHORT",
+        "--spread": "RANKGATE_BENCH_SPREAD",
+        "--threads": "RANKGATE_BENCH_THREADS",
+        "--out": "RANKGATE_BENCH_OUT",
+    },
+}
 
 
 def _command(path: str) -> Any:
@@ -101,6 +151,58 @@ def test_every_setting_is_an_option_with_its_environment_variable(
         assert param.envvar.startswith("RANKGATE_")
         if not (command == "serve" and name == "model"):  # repeatable there, with its own help
             assert field.description and field.description in (param.help or ""), name
+
+
+@pytest.mark.parametrize("command", list(KEPT_VARIABLES))
+def test_derived_options_keep_their_flags_and_variables(command: str) -> None:
+    ours = set(RerankerSettings.model_fields) if command == "rerank" else set()
+    options = {
+        p.opts[0]: p
+        for p in _command(command).params
+        if p.param_type_name == "option" and p.name not in _EXEMPT | ours
+    }
+    assert {flag: p.envvar for flag, p in options.items()} == KEPT_VARIABLES[command]
+    short = {p.opts[0]: p.opts[1:] for p in options.values() if p.opts[1:]}
+    if command == "rerank":
+        assert short == {"--query": ["-q"], "--top-n": ["-n"], "--instruction": ["-i"]}
+        assert options["--query"].required
+    else:
+        assert short == {}
+    # Switches stay what they were: --json and --raw-scores have no --no- form; bench's have.
+    negated = {flag for flag, p in options.items() if p.secondary_opts}
+    expected = {"bench": {"--llm", "--tiny", "--short"}, "bench-server": {"--tiny", "--short"}}
+    assert negated == expected.get(command, set())
+
+
+def test_bench_defaults_and_bounds_are_the_settings() -> None:
+    bench, server = BenchSettings(), BenchServerSettings()
+    assert (bench.docs, bench.repeats, bench.threads, bench.device) == ("10,50", 2, 2, "cpu")
+    assert (server.server_docs, server.clients, server.duration_s) == (8, "1,8,32", 60.0)
+    assert (server.servers, server.repeat_share, server.cache_size) == (
+        "rankgate,infinity",
+        0,
+        "256MiB",
+    )
+    bounds = {
+        (BenchSettings, "repeats"): 0,
+        (BenchSettings, "threads"): 0,
+        (BenchSettings, "spread"): -0.1,
+        (BenchServerSettings, "server_docs"): 0,
+        (BenchServerSettings, "duration_s"): 0.05,
+        (BenchServerSettings, "max_requests"): 0,
+        (BenchServerSettings, "repeat_share"): -0.5,
+    }
+    for (settings, name), bad in bounds.items():
+        with pytest.raises(ValueError, match=name):
+            settings(**{name: bad})
+
+
+def test_rerank_fields_variable_is_space_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANKGATE_RANK_FIELDS", "title text")
+    monkeypatch.setenv("RANKGATE_TOP_N", "3")
+    call = RerankCallSettings(query="q")
+    assert call.rank_fields == ("title", "text") and call.top_n == 3
+    assert RerankCallSettings(query="q", rank_fields=["body"]).rank_fields == ("body",)
 
 
 def test_every_funnel_setting_is_an_option_of_index_or_search() -> None:
@@ -163,6 +265,9 @@ def test_the_docs_tables_are_generated_from_the_settings() -> None:
         ExportSettings: ("README.md",),
         DemoSettings: ("docs/insight.md",),
         HealthReportSettings: ("docs/insight.md",),
+        RerankCallSettings: ("README.md",),
+        BenchSettings: ("benchmarks/README.md",),
+        BenchServerSettings: ("benchmarks/README.md",),
     }
     for settings, docs in where.items():
         for doc in docs:
@@ -230,3 +335,48 @@ def test_a_health_report_variable_takes_effect(tmp_path: Path) -> None:
     assert "over the last 30 reranks" in result.output, result.output
     assert result.exit_code == 1  # the log's displacement alerts; no chart was asked for
     assert "chart:" not in result.output
+
+
+def test_a_bench_variable_out_of_bounds_is_a_usage_error_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    cases = [
+        ("bench", "RANKGATE_BENCH_REPEATS", "0", "repeats"),
+        ("bench", "RANKGATE_BENCH_THREADS", "0", "threads"),
+        ("bench-server", "RANKGATE_BENCH_SERVER_DOCS", "0", "server_docs"),
+        ("bench-server", "RANKGATE_BENCH_DURATION_S", "0.05", "duration_s"),
+    ]
+    for command, variable, value, name in cases:
+        result = runner.invoke(
+            app, [command, "--tiny", "--model-dir", str(tmp_path)], env={variable: value}
+        )
+        assert result.exit_code == 2, (variable, result.output)
+        assert f"invalid {command} settings: {name}:" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())  # refused before any model was built
+
+
+def test_bench_variables_are_parsed_as_the_flags_are(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["bench", "--tiny", "--model-dir", str(tmp_path)]
+    result = runner.invoke(app, args, env={"RANKGATE_BENCH_PEERS": "rankgate,nope"})
+    assert result.exit_code == 2 and "--peers: choose from" in result.output
+    result = runner.invoke(app, args, env={"RANKGATE_BENCH_DOCS": "10,x"})
+    assert result.exit_code == 2
+    assert "--docs must be comma-separated integers" in result.output
+    server = ["bench-server", "--tiny", "--model-dir", str(tmp_path)]
+    result = runner.invoke(app, server, env={"RANKGATE_BENCH_CLIENTS": "0,8"})
+    assert result.exit_code == 2 and "--clients must be positive integers" in result.output
+    result = runner.invoke(app, server, env={"RANKGATE_BENCH_SERVERS": "tei"})
+    assert result.exit_code == 2 and "--servers: choose from rankgate, infinity" in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_rerank_variable_is_checked_before_the_model_loads(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-model")
+    result = CliRunner().invoke(
+        app, ["rerank", "-q", "q", "-m", missing], input="a\n", env={"RANKGATE_TOP_N": "0"}
+    )
+    assert result.exit_code == 2, result.output  # not 3: the model was never looked for
+    assert "invalid rerank settings: top_n:" in result.output

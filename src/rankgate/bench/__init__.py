@@ -7,7 +7,9 @@
 - :mod:`~rankgate.bench.peers`: rankgate (torch, ONNX, int8), sentence-transformers
   ``CrossEncoder`` (torch, ONNX) and FlagEmbedding ``FlagReranker``;
 - :mod:`~rankgate.bench.core`: the library benchmark; :mod:`~rankgate.bench.server`: the HTTP
-  load benchmark against infinity-emb, driven by :mod:`~rankgate.bench.load`.
+  load benchmark against infinity-emb, driven by :mod:`~rankgate.bench.load`;
+- :mod:`~rankgate.bench.settings`: the settings of ``rankgate bench`` and ``bench-server``
+  (``RANKGATE_BENCH_*``), from which the commands' options are derived.
 
 Random weights measure speed only. Nothing here is imported by the rest of rankgate, and the
 heavy libraries (torch, transformers, sentence-transformers, httpx) are imported lazily.

@@ -73,9 +73,14 @@ CacheDir = Annotated[Path | None, _model("cache_dir")]
 Calibration = Annotated[str | None, _model("calibration")]
 
 # An output switch rather than a setting of a feature: RANKGATE_JSON means "print JSON" to every
-# command with --json (rerank, whose JSON is JSON Lines, declares its own help for it).
+# command with --json, declared here once for all of them (rerank's JSON is JSON Lines, one
+# result a line: the same switch with its own help).
 Json = Annotated[
     bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON out instead of a table.")
+]
+JsonLines = Annotated[
+    bool,
+    typer.Option("--json", envvar="RANKGATE_JSON", help="JSON Lines out instead of a table."),
 ]
 
 

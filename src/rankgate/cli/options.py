@@ -148,7 +148,9 @@ def _marker(name: str) -> tuple[str, str]:
 
 def _settings_classes() -> dict[str, type[BaseModel]]:
     from rankgate.backends.onnx_export import ExportSettings
+    from rankgate.bench.settings import BenchServerSettings, BenchSettings
     from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
+    from rankgate.cli.rerank_settings import RerankCallSettings
     from rankgate.config import RerankerSettings
     from rankgate.funnel.settings import EvalSettings, FunnelSettings
     from rankgate.learn.finetune import FinetuneJob, FinetuneOptions
@@ -158,6 +160,7 @@ def _settings_classes() -> dict[str, type[BaseModel]]:
     classes: list[type[BaseModel]] = [
         ServerSettings,
         RerankerSettings,
+        RerankCallSettings,
         FinetuneOptions,
         FinetuneJob,
         FunnelSettings,
@@ -167,6 +170,8 @@ def _settings_classes() -> dict[str, type[BaseModel]]:
         ExportSettings,
         DemoSettings,
         HealthReportSettings,
+        BenchSettings,
+        BenchServerSettings,
     ]
     return {model.__name__: model for model in classes}
 
@@ -189,6 +194,7 @@ REFERENCE_DOCS = (
     "docs/funnel.md",
     "docs/ray.md",
     "docs/insight.md",
+    "benchmarks/README.md",
 )
 """The documents that hold generated settings tables, relative to the repository."""
 

@@ -1,4 +1,8 @@
-"""``rankgate rerank``: rank documents from a file or stdin."""
+"""``rankgate rerank``: rank documents from a file or stdin.
+
+Its per-call options are derived from :class:`~rankgate.cli.rerank_settings.RerankCallSettings`,
+its model options from :class:`~rankgate.config.RerankerSettings` (:mod:`rankgate.cli.options`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from rich.table import Table
 
 from rankgate.cli import common
 from rankgate.cli.loading import load_reranker
+from rankgate.cli.options import setting_option, settings_from
+from rankgate.cli.rerank_settings import RerankCallSettings
 from rankgate.errors import InputError
 from rankgate.types import Document, RerankResult
 
@@ -85,13 +91,12 @@ def _json_line(rank: int, r: RerankResult) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
+def _call(name: str) -> Any:
+    return setting_option(RerankCallSettings, name)
+
+
 def rerank(
-    query: Annotated[
-        str,
-        typer.Option(
-            "--query", "-q", envvar="RANKGATE_QUERY", help="The question to rank documents for."
-        ),
-    ],
+    query: Annotated[str, _call("query")],
     file: Annotated[
         Path | None,
         typer.Argument(
@@ -100,51 +105,12 @@ def rerank(
             show_default=False,
         ),
     ] = None,
-    top_n: Annotated[
-        int | None,
-        typer.Option(
-            "--top-n",
-            "-n",
-            envvar="RANKGATE_TOP_N",
-            help="Show the best N. Default: all.",
-            show_default=False,
-        ),
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", envvar="RANKGATE_JSON", help="JSON Lines out instead of a table."),
-    ] = False,
-    raw_scores: Annotated[
-        bool,
-        typer.Option(
-            "--raw-scores", envvar="RANKGATE_RAW_SCORES", help="Raw logits instead of 0-1 scores."
-        ),
-    ] = False,
-    rank_field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--rank-field",
-            envvar="RANKGATE_RANK_FIELDS",
-            help="For JSON documents: a field to score (repeat, in order; the variable takes "
-            "them space-separated). Default: text.",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", envvar="RANKGATE_FORMAT", help="auto, jsonl or lines.")
-    ] = "auto",
-    instruction: Annotated[
-        str | None,
-        typer.Option(
-            "--instruction",
-            "-i",
-            envvar="RANKGATE_INSTRUCTION",
-            help="What relevance means here, for decoder rerankers (Qwen3-Reranker's Instruct, "
-            "bge-reranker-v2-gemma's prompt, mxbai-rerank-v2's instruction). Default: the "
-            "model's own; cross-encoders have none.",
-            show_default=False,
-        ),
-    ] = None,
+    top_n: Annotated[int | None, _call("top_n")] = None,
+    as_json: common.JsonLines = False,
+    raw_scores: Annotated[bool | None, _call("raw_scores")] = None,
+    rank_fields: Annotated[list[str] | None, _call("rank_fields")] = None,
+    format: Annotated[str | None, _call("format")] = None,
+    instruction: Annotated[str | None, _call("instruction")] = None,
     model: common.Model = None,
     revision: common.Revision = None,
     backend: common.Backend = None,
@@ -171,6 +137,8 @@ def rerank(
 ) -> None:
     """Rank documents by relevance to a query, best first."""
     with common.exits_on_error():
+        s = settings_from(RerankCallSettings, locals(), "rerank settings")
+        fmt = s.format
         if fmt not in {"auto", "jsonl", "lines"}:
             raise InputError(f"--format must be auto, jsonl or lines, not {fmt!r}")
         if file is None or str(file) == "-":
@@ -196,16 +164,16 @@ def rerank(
         ) as bar:
             task = bar.add_task("scoring pairs", total=None)
             results = reranker.rerank(
-                query,
+                s.query,
                 documents,
-                top_n=top_n,
-                normalize=not raw_scores,
-                rank_fields=rank_field,
-                instruction=instruction,
+                top_n=s.top_n,
+                normalize=not s.raw_scores,
+                rank_fields=s.rank_fields,
+                instruction=s.instruction,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     if as_json:
         for rank, r in enumerate(results, 1):
             typer.echo(_json_line(rank, r))
     else:
-        Console(soft_wrap=False).print(_table(query, results, raw_scores))
+        Console(soft_wrap=False).print(_table(s.query, results, s.raw_scores))
