@@ -44,9 +44,11 @@ reference: setup ## Regenerate the generated settings tables of README.md, docs/
 system: ## Install Debian packages the tests need (chromium, chromedriver, iproute2, CJK fonts)
 	bash scripts/setup-system.sh
 
+TEST_WORKERS ?= 2
+
 .PHONY: test
-test: setup flag-env client-env system ## Set up, then run the whole test suite
-	$(BIN)/python -m pytest
+test: setup flag-env client-env system ## Set up, then run the whole test suite (TEST_WORKERS pytest-xdist workers)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: test-fast
 test-fast: setup ## The quick tests: none marked slow, no Ray, benchmarks, reference environments, real clients, fuzzing or browser
