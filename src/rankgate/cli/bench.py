@@ -8,9 +8,9 @@ derived from its field of :class:`~rankgate.bench.settings.BenchSettings` or
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -42,16 +42,9 @@ def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
     return names
 
 
-def _common(name: str) -> Any:
-    return setting_option(BenchCommonSettings, name)
-
-
-def _bench(name: str) -> Any:
-    return setting_option(BenchSettings, name)
-
-
-def _server(name: str) -> Any:
-    return setting_option(BenchServerSettings, name)
+_common = functools.partial(setting_option, BenchCommonSettings)
+_bench = functools.partial(setting_option, BenchSettings)
+_server = functools.partial(setting_option, BenchServerSettings)
 
 
 # The options both commands share: one field each, so one help and one variable for both.
@@ -95,37 +88,39 @@ def bench(
                 raise typer.BadParameter(
                     "--llm runs on the CPU only for now", param_hint="--device"
                 )
-            try:
-                llm_options = LlmOptions(
-                    model_dir=s.model_dir,
-                    tiny=s.tiny,
-                    docs=_ints(s.docs, "--docs"),
-                    tokens=60 if s.short else 280,
-                    spread=s.spread,
-                    repeats=s.repeats,
-                    peers=_names(s.peers, LLM_PEERS, "--peers") if s.peers else LLM_PEERS,
-                    threads=s.threads,
-                    out=s.out,
-                    **_given(flag_python=s.flag_python),  # type: ignore[arg-type]
-                )
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc)) from None
+            llm_options = _options(
+                LlmOptions,
+                **_workload(s),
+                docs=_ints(s.docs, "--docs"),
+                tokens=60 if s.short else 280,
+                repeats=s.repeats,
+                peers=_names(s.peers, LLM_PEERS, "--peers") if s.peers else LLM_PEERS,
+                **_given(flag_python=s.flag_python),
+            )
             run_llm(llm_options)
             return
-        options = _core_options(
-            model_dir=s.model_dir,
-            tiny=s.tiny,
+        options = _options(
+            CoreOptions,
+            **_workload(s),
             docs=_ints(s.docs, "--docs"),
             short=s.short,
-            spread=s.spread,
             repeats=s.repeats,
             peers=_names(s.peers, PEERS, "--peers") if s.peers else None,
-            threads=s.threads,
             device=s.device,
-            out=s.out,
             **_given(flag_python=s.flag_python, st_onnx_python=s.st_onnx_python),
         )
         run_core(options)
+
+
+def _workload(s: BenchCommonSettings) -> dict[str, object]:
+    """The options both benchmarks take as the settings have them."""
+    return {
+        "model_dir": s.model_dir,
+        "tiny": s.tiny,
+        "spread": s.spread,
+        "threads": s.threads,
+        "out": s.out,
+    }
 
 
 def _given(**paths: Path | None) -> dict[str, Path]:
@@ -133,10 +128,14 @@ def _given(**paths: Path | None) -> dict[str, Path]:
     return {name: path for name, path in paths.items() if path is not None}
 
 
-def _core_options(**given: object) -> CoreOptions:
-    """CoreOptions, its ValueError (the one place options are checked) shown as a usage error."""
+Options = TypeVar("Options")
+
+
+def _options(kind: type[Options], **given: object) -> Options:
+    """The benchmark's options; their ValueError (the one place they are checked) shown as a
+    usage error."""
     try:
-        return CoreOptions(**given)  # type: ignore[arg-type]
+        return kind(**given)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -167,29 +166,17 @@ def bench_server(
     common.quiet_libraries()
     with common.exits_on_error():
         s = settings_from(BenchServerSettings, locals(), "bench-server settings")
-        options = _server_options(
-            model_dir=s.model_dir,
-            tiny=s.tiny,
+        options = _options(
+            ServerOptions,
+            **_workload(s),
             docs=s.server_docs,
             short=s.short,
-            spread=s.spread,
             clients=_ints(s.clients, "--clients"),
             duration_s=s.duration_s,
             max_requests=s.max_requests,
-            threads=s.threads,
             servers=_names(s.servers, SERVERS, "--servers"),
             repeat_share=s.repeat_share,
             cache_size=s.cache_size,
-            out=s.out,
+            **_given(infinity_bin=s.infinity_bin),
         )
-        if s.infinity_bin is not None:  # else the options' own default, the repo's .venv-infinity
-            options = dataclasses.replace(options, infinity_bin=s.infinity_bin)
         run_server_bench(options)
-
-
-def _server_options(**given: object) -> ServerOptions:
-    """ServerOptions, its ValueError shown as a usage error."""
-    try:
-        return ServerOptions(**given)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
