@@ -20,10 +20,11 @@ from rankgate.testing_llm import build_decoder_model
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), keep on one worker
-    the tests that share a costly process: the Ray suites (each starts a Ray cluster in its own
-    namespaces; two at once would share two cores), and the reference tests (one long-lived
-    FlagEmbedding worker per test process). The other tests are spread over the workers."""
+    """Under pytest-xdist (``make test`` runs ``-n $(TEST_WORKERS) --dist loadgroup``), keep on
+    one worker the tests that share a costly process: the Ray suites (each starts a Ray cluster
+    in its own namespaces; two at once would share two cores), and the reference tests (one
+    long-lived FlagEmbedding worker per test process). The other tests are spread over the
+    workers."""
     for item in items:
         if item.nodeid.startswith("tests/ray/test_in_netns.py"):
             item.add_marker(pytest.mark.xdist_group("ray"))

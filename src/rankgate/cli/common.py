@@ -72,16 +72,16 @@ Offline = Annotated[bool | None, _model("offline")]
 CacheDir = Annotated[Path | None, _model("cache_dir")]
 Calibration = Annotated[str | None, _model("calibration")]
 
+
 # An output switch rather than a setting of a feature: RANKGATE_JSON means "print JSON" to every
 # command with --json, declared here once for all of them (rerank's JSON is JSON Lines, one
 # result a line: the same switch with its own help).
-Json = Annotated[
-    bool, typer.Option("--json", envvar="RANKGATE_JSON", help="JSON out instead of a table.")
-]
-JsonLines = Annotated[
-    bool,
-    typer.Option("--json", envvar="RANKGATE_JSON", help="JSON Lines out instead of a table."),
-]
+def _json(what: str) -> typer.models.OptionInfo:
+    return typer.Option("--json", envvar="RANKGATE_JSON", help=f"{what} out instead of a table.")
+
+
+Json = Annotated[bool, _json("JSON")]
+JsonLines = Annotated[bool, _json("JSON Lines")]
 
 
 def literal(value: object, style: str = "") -> Text:
