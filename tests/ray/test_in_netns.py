@@ -1,8 +1,9 @@
 """Runs the Ray suites in network namespaces that the tests make themselves.
 
 Ray probes outside addresses when it starts, and no test may send traffic beyond loopback, so
-each suite of tests/ray/netns/ runs as its own pytest inside ``scripts/run-in-netns.sh`` (only
-loopback) with a fresh local Ray, and tests/ray/multihost/ inside ``scripts/run-two-hosts.sh``
+the suites of tests/ray/netns/ run as one pytest inside ``scripts/run-in-netns.sh`` (only
+loopback), sharing one local Ray and one Serve proxy (each module deletes its Serve application
+when it ends), and tests/ray/multihost/ inside ``scripts/run-two-hosts.sh``
 (two namespaces joined by a veth pair, no route off it) with a Ray cluster across both.
 Without root, ``ip`` or Ray the tests are skipped, except under CI=true, where they fail.
 """
@@ -26,6 +27,7 @@ SUITES = [
     "test_serve_models.py",
     "test_score_batch.py",
 ]
+INNER_TIMEOUT_S = 600
 
 
 def require_netns() -> None:
@@ -43,7 +45,7 @@ def require_netns() -> None:
     pytest.skip(missing)
 
 
-def run_inside(script: str, tests: str) -> None:
+def run_inside(script: str, *tests: str) -> None:
     """Run ``tests`` as their own pytest inside ``script``; fail with the output's tail."""
     require_netns()
     inner = subprocess.Popen(
@@ -52,7 +54,7 @@ def run_inside(script: str, tests: str) -> None:
             sys.executable,
             "-m",
             "pytest",
-            tests,
+            *tests,
             "-q",
             "-p",
             "no:cacheprovider",
@@ -65,11 +67,11 @@ def run_inside(script: str, tests: str) -> None:
         text=True,
     )
     try:
-        stdout, stderr = inner.communicate(timeout=480)
+        stdout, stderr = inner.communicate(timeout=INNER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         inner.terminate()  # not SIGKILL: the script must end what it started in the namespaces
         stdout, stderr = inner.communicate(timeout=60)
-        pytest.fail(f"{tests} ran past 480 s:\n{(stdout + stderr)[-6000:]}")
+        pytest.fail(f"{' '.join(tests)} ran past {INNER_TIMEOUT_S} s:\n{(stdout + stderr)[-6000:]}")
     tail = (stdout + stderr)[-6000:]
     assert inner.returncode == 0, tail
     assert " passed" in stdout, tail
@@ -80,9 +82,9 @@ def run_inside(script: str, tests: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", SUITES)
-def test_ray_suite_in_loopback_only_namespace(suite: str) -> None:
-    run_inside("run-in-netns.sh", f"tests/ray/netns/{suite}")
+def test_ray_suites_in_loopback_only_namespace() -> None:
+    """All four suites in one pytest: Ray and Serve start once, not once per suite."""
+    run_inside("run-in-netns.sh", *(f"tests/ray/netns/{suite}" for suite in SUITES))
 
 
 @pytest.mark.slow

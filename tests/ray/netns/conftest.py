@@ -1,4 +1,4 @@
-"""One local Ray cluster per test module, inside the loopback-only namespace.
+"""One local Ray cluster and one Serve proxy for all the suites, inside the loopback-only namespace.
 
 These tests run only inside ``scripts/run-in-netns.sh`` (which sets RANKGATE_NETNS); the outer
 suite, tests/ray/test_in_netns.py, starts them there. Collected anywhere else they are ignored,
