@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from rankgate.backends.onnx_export import ExportSettings
 from rankgate.bench.settings import BenchServerSettings, BenchSettings
 from rankgate.cli import app
+from rankgate.cli.calibrate_settings import CalibrateSettings
 from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
 from rankgate.cli.options import REFERENCE_DOCS, env_var, settings_table, with_reference
 from rankgate.cli.rerank_settings import RerankCallSettings
@@ -75,6 +76,7 @@ DERIVED: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("demo trap", DemoSettings, ("lang", "scenario", "chart", "no_chart", "top")),
     ("bench", BenchSettings, None),
     ("bench-server", BenchServerSettings, None),
+    ("calibrate", CalibrateSettings, None),
 ]
 
 # The variables these commands read before their options were derived, by flag: a user's
@@ -103,6 +105,16 @@ KEPT_VARIABLES = {
         "--flag-python": "RANKGATE_BENCH_FLAG_PYTHON",
         "--st-onnx-python": "RANKGATE_BENCH_ST_ONNX_PYTHON",
         "--out": "RANKGATE_BENCH_OUT",
+    },
+    "calibrate": {
+        "--labels": "RANKGATE_CALIBRATE_LABELS",
+        "--out": "RANKGATE_CALIBRATE_OUT",
+        "--plot": "RANKGATE_CALIBRATE_PLOT",
+        "--precision": "RANKGATE_CALIBRATE_PRECISION",
+        "--recall": "RANKGATE_CALIBRATE_RECALL",
+        "--folds": "RANKGATE_CALIBRATE_FOLDS",
+        "--bins": "RANKGATE_CALIBRATE_BINS",
+        "--json": "RANKGATE_JSON",
     },
     "bench-server": {
         "--docs": "RANKGATE_BENCH_SERVER_DOCS",
@@ -155,7 +167,8 @@ def test_every_setting_is_an_option_with_its_environment_variable(
 
 @pytest.mark.parametrize("command", list(KEPT_VARIABLES))
 def test_derived_options_keep_their_flags_and_variables(command: str) -> None:
-    ours = set(RerankerSettings.model_fields) if command == "rerank" else set()
+    loads = command in ("rerank", "calibrate")
+    ours = set(RerankerSettings.model_fields) if loads else set()
     options = {
         p.opts[0]: p
         for p in _command(command).params
@@ -166,6 +179,8 @@ def test_derived_options_keep_their_flags_and_variables(command: str) -> None:
     if command == "rerank":
         assert short == {"--query": ["-q"], "--top-n": ["-n"], "--instruction": ["-i"]}
         assert options["--query"].required
+    elif command == "calibrate":
+        assert short == {"--labels": ["-l"], "--out": ["-o"]}
     else:
         assert short == {}
     # Switches stay what they were: --json and --raw-scores have no --no- form; bench's have.
@@ -380,3 +395,31 @@ def test_a_rerank_variable_is_checked_before_the_model_loads(tmp_path: Path) -> 
     )
     assert result.exit_code == 2, result.output  # not 3: the model was never looked for
     assert "invalid rerank settings: top_n:" in result.output
+
+
+def test_calibrate_settings_are_checked_before_the_model_loads(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = str(tmp_path / "no-model")
+    result = runner.invoke(app, ["calibrate", missing])
+    assert result.exit_code == 2, result.output
+    assert "--labels is required (or RANKGATE_CALIBRATE_LABELS)" in result.output
+    labels = str(tmp_path / "judged.jsonl")
+    cases = [
+        ({"RANKGATE_CALIBRATE_FOLDS": "1"}, [], "folds"),
+        ({}, ["--precision", "1.5"], "precision"),
+        ({"RANKGATE_CALIBRATE_BINS": "101"}, [], "bins"),
+    ]
+    for env, args, name in cases:
+        result = runner.invoke(app, ["calibrate", missing, "-l", labels, *args], env=env)
+        assert result.exit_code == 2, (name, result.output)  # not 3: no model was looked for
+        assert f"invalid calibrate settings: {name}:" in result.output, result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_calibrate_labels_variable_stands_for_the_flag(tmp_path: Path) -> None:
+    labels = tmp_path / "judged.jsonl"  # not there: the labels are read before the model loads
+    env = {"RANKGATE_CALIBRATE_LABELS": str(labels)}
+    args = ["calibrate", str(tmp_path / "no-model"), "-o", str(tmp_path / "cal.json")]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert f"{labels}: no such file" in result.output, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 from rankgate.cli import common
+from rankgate.cli.calibrate_settings import CalibrateSettings
 from rankgate.cli.loading import load_reranker
+from rankgate.cli.options import setting_option, settings_from
 from rankgate.engine.calibration import CALIBRATION_FILE, Calibration, Threshold
 from rankgate.errors import InputError
-from rankgate.insight.calibration_fit import DEFAULT_BINS, DEFAULT_FOLDS, MIN_PAIRS, calibrate
+from rankgate.insight.calibration_fit import calibrate
 from rankgate.insight.labels import read_labels
 
 _PANEL = "Calibration options"
+_calibrate = functools.partial(setting_option, CalibrateSettings, panel=_PANEL)
 
 
 def _output(model: str, out: Path | None) -> Path:
@@ -37,89 +41,13 @@ def calibrate_command(
     model: Annotated[
         str, typer.Argument(help="Hub id or local directory of the reranker to calibrate.")
     ],
-    labels: Annotated[
-        Path,
-        typer.Option(
-            "--labels",
-            "-l",
-            envvar="RANKGATE_CALIBRATE_LABELS",
-            rich_help_panel=_PANEL,
-            help='JSON Lines of judged pairs: {"query", "document", "label"} rows (relevant: '
-            'label above 0, so graded labels work) or FlagEmbedding training rows {"query", '
-            '"pos": [...], "neg": [...]}. At least '
-            f"{MIN_PAIRS} pairs, 10 of each kind.",
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            envvar="RANKGATE_CALIBRATE_OUT",
-            rich_help_panel=_PANEL,
-            help=f"Where to write the calibration (JSON). Default: {CALIBRATION_FILE} in "
-            "MODEL's directory, where loading the model finds it; a hub id needs --out.",
-            show_default=False,
-        ),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(
-            "--plot",
-            envvar="RANKGATE_CALIBRATE_PLOT",
-            rich_help_panel=_PANEL,
-            help="Where to draw the reliability diagram (PNG). Default: beside the "
-            "calibration, with a .png suffix.",
-            show_default=False,
-        ),
-    ] = None,
-    precision: Annotated[
-        float | None,
-        typer.Option(
-            "--precision",
-            envvar="RANKGATE_CALIBRATE_PRECISION",
-            min=0.0,
-            max=1.0,
-            rich_help_panel=_PANEL,
-            help="Recommend the lowest calibrated-score threshold whose kept documents are at "
-            "least this precise (e.g. 0.9). Default: none.",
-            show_default=False,
-        ),
-    ] = None,
-    recall: Annotated[
-        float | None,
-        typer.Option(
-            "--recall",
-            envvar="RANKGATE_CALIBRATE_RECALL",
-            min=0.0,
-            max=1.0,
-            rich_help_panel=_PANEL,
-            help="Recommend the highest calibrated-score threshold that still keeps this share "
-            "of the relevant documents (e.g. 0.8). Default: none.",
-            show_default=False,
-        ),
-    ] = None,
-    folds: Annotated[
-        int,
-        typer.Option(
-            envvar="RANKGATE_CALIBRATE_FOLDS",
-            min=2,
-            max=20,
-            rich_help_panel=_PANEL,
-            help="Cross-validation folds: each pair is judged by a map fitted without it "
-            "(the same folds on every run).",
-        ),
-    ] = DEFAULT_FOLDS,
-    bins: Annotated[
-        int,
-        typer.Option(
-            envvar="RANKGATE_CALIBRATE_BINS",
-            min=2,
-            max=100,
-            rich_help_panel=_PANEL,
-            help="Equal-width score bins of the calibration error and the diagram.",
-        ),
-    ] = DEFAULT_BINS,
+    labels: Annotated[Path | None, _calibrate("labels")] = None,
+    out: Annotated[Path | None, _calibrate("out")] = None,
+    plot: Annotated[Path | None, _calibrate("plot")] = None,
+    precision: Annotated[float | None, _calibrate("precision")] = None,
+    recall: Annotated[float | None, _calibrate("recall")] = None,
+    folds: Annotated[int | None, _calibrate("folds")] = None,
+    bins: Annotated[int | None, _calibrate("bins")] = None,
     as_json: common.Json = False,
     revision: common.Revision = None,
     backend: common.Backend = None,
@@ -152,19 +80,20 @@ def calibrate_command(
     Example: rankgate calibrate ./my-model --labels judged.jsonl --precision 0.9
     """
     with common.exits_on_error():
-        path = _output(model, out)
-        plot_path = plot if plot is not None else path.with_suffix(".png")
-        judged = read_labels(labels)
+        s = settings_from(CalibrateSettings, locals(), "calibrate settings")
+        path = _output(model, s.out)
+        plot_path = s.plot if s.plot is not None else path.with_suffix(".png")
+        judged = read_labels(s.labels)
         # Fitted on the model's own scores: a calibration it already has must not apply.
         reranker = load_reranker({**locals(), "calibration": "none"})
         with common.progress("scoring judged pairs") as progress:
             report = calibrate(
                 reranker,
                 judged,
-                folds=folds,
-                bins=bins,
-                precision=precision,
-                recall=recall,
+                folds=s.folds,
+                bins=s.bins,
+                precision=s.precision,
+                recall=s.recall,
                 progress=progress,
             )
         saved = report.calibration.save(path)
@@ -175,7 +104,7 @@ def calibrate_command(
         body = {**saved.to_dict(), "file": str(path), "plot": str(plot_path)}
         typer.echo(json.dumps(body))
         return
-    _print_report(saved, model, path, plot_path, beside=out is None)
+    _print_report(saved, model, path, plot_path, beside=s.out is None)
 
 
 def _print_report(cal: Calibration, model: str, path: Path, plot: Path, *, beside: bool) -> None:

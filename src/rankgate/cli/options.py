@@ -14,6 +14,7 @@ compares the committed tables with what this module generates). A field may carr
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from rankgate.config import settings_or_error
+from rankgate.errors import ConfigError
 
 __all__ = [
     "REFERENCE_DOCS",
@@ -116,9 +118,14 @@ def settings_from(model: type[Settings], options: Mapping[str, object], what: st
     field is forwarded, and ``None`` (not given) leaves the environment or default in force.
 
     Raises:
-        ConfigError: an invalid value; the message names ``what`` and the setting.
+        ConfigError: an invalid value, or a required setting neither given nor in the
+            environment; the message names ``what`` and the setting (a missing one by its flag).
     """
     given = {n: options[n] for n in model.model_fields if n in options}
+    for name, info in model.model_fields.items():
+        variable = env_var(model, name)
+        if info.is_required() and given.get(name) is None and variable not in os.environ:
+            raise ConfigError(f"{what}: {flags(model, name)[0]} is required (or {variable})")
     return settings_or_error(model, what, given)
 
 
@@ -149,6 +156,7 @@ def _marker(name: str) -> tuple[str, str]:
 def _settings_classes() -> dict[str, type[BaseModel]]:
     from rankgate.backends.onnx_export import ExportSettings
     from rankgate.bench.settings import BenchServerSettings, BenchSettings
+    from rankgate.cli.calibrate_settings import CalibrateSettings
     from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
     from rankgate.cli.rerank_settings import RerankCallSettings
     from rankgate.config import RerankerSettings
@@ -172,6 +180,7 @@ def _settings_classes() -> dict[str, type[BaseModel]]:
         HealthReportSettings,
         BenchSettings,
         BenchServerSettings,
+        CalibrateSettings,
     ]
     return {model.__name__: model for model in classes}
 
