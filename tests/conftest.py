@@ -21,13 +21,13 @@ from rankgate.testing_llm import build_decoder_model
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs ``-n $(TEST_WORKERS) --dist loadgroup``), keep on
-    one worker the tests that share a costly process: the Ray suites (each starts a Ray cluster
-    in its own namespaces; two at once would share two cores), and the reference tests (one
-    long-lived FlagEmbedding worker per test process). The other tests are spread over the
-    workers."""
+    one worker the reference tests, which share a costly process (one long-lived FlagEmbedding
+    worker per test process). The two Ray tests (the loopback-only suites, the two-host cluster)
+    each get a group of their own, so they can run at once on two workers: each
+    waits on Ray much of its time. The other tests are spread over the workers."""
     for item in items:
         if item.nodeid.startswith("tests/ray/test_in_netns.py"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+            item.add_marker(pytest.mark.xdist_group(f"ray-{item.name}"))
         elif item.get_closest_marker("reference") is not None:
             item.add_marker(pytest.mark.xdist_group("reference"))
 
