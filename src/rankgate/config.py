@@ -6,7 +6,7 @@ built, never at import time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -181,13 +181,15 @@ def settings_or_error(
     overrides: Mapping[str, object],
     base: Settings | None = None,
     unnamed: str = "settings",
+    missing: Callable[[str], str] | None = None,
 ) -> Settings:
     """``model`` from explicit overrides (``None`` values are ignored) over ``base`` (or the
     environment and the defaults): the one way every settings class is built.
 
     Raises:
         ConfigError: a value is invalid; ``invalid {what}: field: problem; ...`` (``unnamed``
-            stands for a problem of the whole object).
+            stands for a problem of the whole object; ``missing(field)``, when given, says how
+            to supply a required setting that was neither given nor in the environment).
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -195,7 +197,15 @@ def settings_or_error(
             return model(**given)
         return model(**{**base.model_dump(), **given}) if given else base
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or unnamed}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid {what}: {problems}") from None
+        raise ConfigError(f"invalid {what}: {_problems(exc, unnamed, missing)}") from None
+
+
+def _problems(exc: ValidationError, unnamed: str, missing: Callable[[str], str] | None) -> str:
+    texts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if missing is not None and e["type"] == "missing" and len(e["loc"]) == 1:
+            texts.append(missing(loc))
+        else:
+            texts.append(f"{loc or unnamed}: {e['msg']}")
+    return "; ".join(texts)

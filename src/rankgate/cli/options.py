@@ -14,7 +14,6 @@ compares the committed tables with what this module generates). A field may carr
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,7 +25,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from rankgate.config import settings_or_error
-from rankgate.errors import ConfigError
 
 __all__ = [
     "REFERENCE_DOCS",
@@ -122,11 +120,11 @@ def settings_from(model: type[Settings], options: Mapping[str, object], what: st
             environment; the message names ``what`` and the setting (a missing one by its flag).
     """
     given = {n: options[n] for n in model.model_fields if n in options}
-    for name, info in model.model_fields.items():
-        variable = env_var(model, name)
-        if info.is_required() and given.get(name) is None and variable not in os.environ:
-            raise ConfigError(f"{what}: {flags(model, name)[0]} is required (or {variable})")
-    return settings_or_error(model, what, given)
+
+    def missing(name: str) -> str:
+        return f"{flags(model, name)[0]} is required (or {env_var(model, name)})"
+
+    return settings_or_error(model, what, given, missing=missing)
 
 
 def settings_table(model: type[BaseModel], names: Iterable[str] | None = None) -> str:
