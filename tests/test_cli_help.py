@@ -114,7 +114,7 @@ def test_derived_bench_and_rerank_help_names_variables_and_defaults() -> None:
             "Default:all.",
             "envvar:RANKGATE_RANK_FIELDS",
             "Default:text.",
-            "JSONLinesoutinsteadofatable.",
+            "PrintJSONinsteadofatable(rankgatererank:JSONLines,oneresultaline).",
         ],
     }
     for path, pieces in expected.items():

@@ -16,8 +16,21 @@ from rankgate.backends.onnx_export import ExportSettings
 from rankgate.bench.settings import BenchServerSettings, BenchSettings
 from rankgate.cli import app
 from rankgate.cli.calibrate_settings import CalibrateSettings
+from rankgate.cli.command_settings import (
+    DownloadSettings,
+    OutputSettings,
+    SearchOutputSettings,
+    ServeCommandSettings,
+)
 from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
-from rankgate.cli.options import REFERENCE_DOCS, env_var, settings_table, with_reference
+from rankgate.cli.options import (
+    REFERENCE_DOCS,
+    _settings_classes,
+    env_var,
+    flags,
+    settings_table,
+    with_reference,
+)
 from rankgate.cli.rerank_settings import RerankCallSettings
 from rankgate.config import RerankerSettings
 from rankgate.funnel.settings import EvalSettings, FunnelSettings
@@ -56,12 +69,16 @@ _EVAL = (
 # (command, settings class, the fields it offers; None: every field)
 DERIVED: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("serve", ServerSettings, None),
-    ("serve", RerankerSettings, None),
+    ("serve", ServeCommandSettings, None),
+    ("serve", RerankerSettings, tuple(n for n in RerankerSettings.model_fields if n != "model")),
     ("serve", RaySettings, None),
     ("rerank", RerankerSettings, None),
     ("rerank", RerankCallSettings, None),
     ("index", FunnelSettings, _INDEX),
     ("search", FunnelSettings, _SEARCH),
+    ("search", SearchOutputSettings, None),
+    ("download", DownloadSettings, None),
+    ("download", RerankerSettings, ("revision", "cache_dir")),
     ("templates", FunnelSettings, ("templates_file",)),
     ("eval", FunnelSettings, _EVAL),
     ("eval", EvalSettings, None),
@@ -77,6 +94,9 @@ DERIVED: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("bench", BenchSettings, None),
     ("bench-server", BenchServerSettings, None),
     ("calibrate", CalibrateSettings, None),
+] + [
+    (command, OutputSettings, None)
+    for command in ("rerank", "info", "search", "templates", "eval", "finetune", "calibrate")
 ]
 
 # The variables these commands read before their options were derived, by flag: a user's
@@ -161,8 +181,10 @@ def test_every_setting_is_an_option_with_its_environment_variable(
         param = params[name]
         assert param.envvar == env_var(settings, name), (command, name)
         assert param.envvar.startswith("RANKGATE_")
-        if not (command == "serve" and name == "model"):  # repeatable there, with its own help
-            assert field.description and field.description in (param.help or ""), name
+        assert field.description and field.description in (param.help or ""), name
+        assert param.opts + param.secondary_opts == [
+            f for names in flags(settings, name) for f in names.split("/")
+        ], (command, name)
 
 
 @pytest.mark.parametrize("command", list(KEPT_VARIABLES))
@@ -242,8 +264,8 @@ def test_one_variable_means_one_thing_across_commands() -> None:
             walk(sub, f"{path} {name}")
 
     walk(typer.main.get_command(app), "rankgate")
-    # Declared twice on purpose: serve's --model repeats; rerank's --json writes JSON Lines.
-    allowed = {"RANKGATE_MODEL", "RANKGATE_JSON"}
+    # Declared twice on purpose: serve's --model repeats (ServeCommandSettings).
+    allowed = {"RANKGATE_MODEL"}
     shared = {var: helps for var, helps in meanings.items() if len(helps) > 1}
     assert set(shared) <= allowed, shared
 
@@ -262,6 +284,36 @@ def test_every_option_of_every_command_has_an_environment_variable() -> None:
 
     missing = walk(typer.main.get_command(app), "rankgate")
     assert not missing, "options without an environment variable:\n" + "\n".join(missing)
+
+
+def test_every_option_of_every_command_is_derived_from_a_setting() -> None:
+    """No option is written by hand: each one's names, variable and help are a settings field's
+    (rankgate.cli.options.setting_option), so none can drift from its class and its table."""
+    fields = [
+        (model, name) for model in _settings_classes().values() for name in model.model_fields
+    ]
+
+    def derived(p: Any) -> bool:
+        return any(
+            p.envvar == env_var(model, name)
+            and p.opts + p.secondary_opts
+            == [f for names in flags(model, name) for f in names.split("/")]
+            and (model.model_fields[name].description or "?") in (p.help or "")
+            for model, name in fields
+        )
+
+    def walk(command: Any, path: str) -> list[str]:
+        found = [
+            f"{path} {p.opts[0]}"
+            for p in command.params
+            if p.param_type_name == "option" and p.name not in _EXEMPT and not derived(p)
+        ]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, f"{path} {name}")
+        return found
+
+    by_hand = walk(typer.main.get_command(app), "rankgate")
+    assert not by_hand, "options not derived from a settings field:\n" + "\n".join(by_hand)
 
 
 def test_the_docs_tables_are_generated_from_the_settings() -> None:
@@ -283,6 +335,11 @@ def test_the_docs_tables_are_generated_from_the_settings() -> None:
         RerankCallSettings: ("README.md",),
         BenchSettings: ("benchmarks/README.md",),
         BenchServerSettings: ("benchmarks/README.md",),
+        CalibrateSettings: ("README.md",),
+        OutputSettings: ("README.md",),
+        DownloadSettings: ("README.md",),
+        ServeCommandSettings: ("README.md",),
+        SearchOutputSettings: ("docs/funnel.md",),
     }
     for settings, docs in where.items():
         for doc in docs:
@@ -423,3 +480,38 @@ def test_a_calibrate_labels_variable_stands_for_the_flag(tmp_path: Path) -> None
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2, result.output
     assert f"{labels}: no such file" in result.output, result.output
+
+
+def test_a_download_variable_takes_effect(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rankgate.backends import hub
+
+    asked: list[object] = []
+
+    def fake(model: str, **kwargs: object) -> Path:
+        asked.append(kwargs["patterns"])
+        return Path("/nowhere")
+
+    monkeypatch.setattr(hub, "download_model", fake)
+    runner = CliRunner()
+    assert runner.invoke(app, ["download", "some/model"]).exit_code == 0
+    result = runner.invoke(app, ["download", "some/model"], env={"RANKGATE_DOWNLOAD_ONNX": "1"})
+    assert result.exit_code == 0, result.output
+    assert asked == [hub.MODEL_PATTERNS, hub.ONNX_PATTERNS]
+
+
+def test_serve_models_variable_is_space_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANKGATE_MODEL", "small=./a big=./b")
+    monkeypatch.setenv("RANKGATE_RAY", "true")
+    served = ServeCommandSettings()
+    assert served.model == ("small=./a", "big=./b") and served.ray
+    assert ServeCommandSettings(model=["./c"], ray=False).model == ("./c",)
+
+
+def test_a_field_named_by_its_alias_keeps_that_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert env_var(OutputSettings, "as_json") == "RANKGATE_JSON"
+    assert env_var(HealthReportSettings, "api_key") == "RANKGATE_API_KEY"
+    assert env_var(SearchOutputSettings, "show_all") == "RANKGATE_SEARCH_ALL"
+    monkeypatch.setenv("RANKGATE_JSON", "yes")
+    monkeypatch.setenv("RANKGATE_SEARCH_ALL", "1")
+    assert OutputSettings().as_json and SearchOutputSettings().show_all
+    assert not OutputSettings(as_json=False).as_json  # by name, as a command passes it

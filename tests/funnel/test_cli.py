@@ -39,6 +39,10 @@ def test_index_then_search(tmp_path, minilm_path, tiny_model, funnel_cli):
     table = funnel_cli(args, env=env)
     assert table.exit_code == 0, table.output
     assert "allow_sources" in table.output and "kept" in table.output
+    # Candidates the reranker never kept are listed only when asked for (--all).
+    everything = funnel_cli(args, env={**env, "RANKGATE_SEARCH_ALL": "true"})
+    assert everything.exit_code == 0, everything.output
+    assert "retrieved" in everything.output and "retrieved" not in table.output
     result = json.loads(funnel_cli([*args, "--json"], env=env).output)
     kept = [c for c in result["candidates"] if c["kept"]]
     assert 1 <= len(kept) <= 2

@@ -113,3 +113,22 @@ def test_health_from_a_running_server(live_url: str, tmp_path: Path) -> None:
     out = invoke("health", "--url", live_url, "--chart", str(tmp_path / "h.png"))
     assert "over the last 2 reranks" in out and "50.0%" in out
     assert (tmp_path / "h.png").read_bytes().startswith(PNG)
+
+
+def test_health_sends_the_client_key_of_its_flag_or_variable(keyed_url: str) -> None:
+    import httpx
+
+    from tests.insight.conftest import API_KEY
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    for docs in (["x y", "router password"], ["router password", "x"]):
+        body = {"query": "router password", "documents": docs}
+        httpx.post(f"{keyed_url}/v1/rerank", json=body, headers=headers).raise_for_status()
+    refused = runner.invoke(app, ["health", "--url", keyed_url, "--no-chart"])
+    assert refused.exit_code == 2 and "401" in refused.output, refused.output
+    flag = ["health", "--url", keyed_url, "--no-chart", "--api-key", API_KEY]
+    assert "over the last 2 reranks" in invoke(*flag)
+    by_variable = runner.invoke(
+        app, ["health", "--url", keyed_url, "--no-chart"], env={"RANKGATE_API_KEY": API_KEY}
+    )
+    assert by_variable.exit_code == 0 and "over the last 2 reranks" in by_variable.output

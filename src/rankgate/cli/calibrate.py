@@ -48,7 +48,7 @@ def calibrate_command(
     recall: Annotated[float | None, _calibrate("recall")] = None,
     folds: Annotated[int | None, _calibrate("folds")] = None,
     bins: Annotated[int | None, _calibrate("bins")] = None,
-    as_json: common.Json = False,
+    as_json: common.Json = None,
     revision: common.Revision = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,

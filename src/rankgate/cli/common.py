@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from rankgate.cli.command_settings import OutputSettings
 from rankgate.cli.options import setting_option
 from rankgate.config import RerankerSettings
 from rankgate.errors import (
@@ -73,15 +74,8 @@ CacheDir = Annotated[Path | None, _model("cache_dir")]
 Calibration = Annotated[str | None, _model("calibration")]
 
 
-# An output switch rather than a setting of a feature: RANKGATE_JSON means "print JSON" to every
-# command with --json, declared here once for all of them (rerank's JSON is JSON Lines, one
-# result a line: the same switch with its own help).
-def _json(what: str) -> typer.models.OptionInfo:
-    return typer.Option("--json", envvar="RANKGATE_JSON", help=f"{what} out instead of a table.")
-
-
-Json = Annotated[bool, _json("JSON")]
-JsonLines = Annotated[bool, _json("JSON Lines")]
+# --json is one setting for every command (RANKGATE_JSON), declared once in OutputSettings.
+Json = Annotated[bool | None, setting_option(OutputSettings, "as_json")]
 
 
 def literal(value: object, style: str = "") -> Text:

@@ -311,9 +311,7 @@ def health(
     url: Annotated[str | None, _report("url")] = None,
     chart: Annotated[Path | None, _report("chart")] = None,
     no_chart: Annotated[bool | None, _report("no_chart")] = None,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="RANKGATE_API_KEY", help="Bearer key for --url.")
-    ] = None,
+    api_key: Annotated[str | None, _report("api_key")] = None,
 ) -> None:
     """Report ranking health (top-1 displacement, top-1/top-2 gap, low-score share) from a
     request log or a running server, with a chart over time. Thresholds: RANKGATE_HEALTH_*.
@@ -336,7 +334,7 @@ def health(
                 health_log.setLevel(level)
             snap, events = monitor.snapshot(), monitor.events()
         else:
-            settings, observations, events = _from_server(_fetch_report(str(url), api_key))
+            settings, observations, events = _from_server(_fetch_report(str(url), report.api_key))
             snap = summarize(observations, settings)
         if not observations:
             raise InputError("no reranks to report on")

@@ -46,7 +46,7 @@ class HealthReportSettings(BaseSettings):
     thresholds are :class:`~rankgate.insight.health.HealthSettings`, ``RANKGATE_HEALTH_*``)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RANKGATE_HEALTH_REPORT_", extra="forbid", frozen=True
+        env_prefix="RANKGATE_HEALTH_REPORT_", extra="forbid", frozen=True, validate_by_name=True
     )
 
     log: Path | None = Field(None, description="A JSON Lines request log (see docs/insight.md).")
@@ -54,4 +54,13 @@ class HealthReportSettings(BaseSettings):
     chart: Path = Field(Path("rankgate-health.png"), description="PNG chart over time.")
     no_chart: bool = Field(
         False, description="Do not write a chart.", json_schema_extra={"flags": ["--no-chart"]}
+    )
+    # The key a client of the server sends, one variable for every client on this machine (the
+    # server's own are RANKGATE_API_KEYS).
+    api_key: str | None = Field(
+        None,
+        validation_alias="RANKGATE_API_KEY",
+        description="Bearer key for --url (one of the server's --api-keys).",
+        json_schema_extra={"flags": ["--api-key"]},
+        repr=False,
     )

@@ -109,7 +109,7 @@ def finetune(
     logging_steps: LoggingSteps = None,
     resume: Resume = None,
     progress: ProgressOpt = None,
-    as_json: common.Json = False,
+    as_json: common.Json = None,
     revision: common.Revision = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,

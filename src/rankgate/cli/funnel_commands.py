@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rankgate.cli import common
+from rankgate.cli.command_settings import SearchOutputSettings
 from rankgate.cli.loading import load_reranker
-from rankgate.cli.options import setting_option
+from rankgate.cli.options import setting_option, settings_from
 from rankgate.funnel.corpus import read_corpus
 from rankgate.funnel.evaluation import EvalReport, evaluate, load_beir, save_chart
 from rankgate.funnel.factory import build_funnel, load_embedder, load_templates
@@ -238,15 +239,8 @@ def search(
     allow_sources: AllowSources = None,
     deny_sources: DenySources = None,
     max_per_source: MaxPerSource = None,
-    as_json: common.Json = False,
-    show_all: Annotated[
-        bool,
-        typer.Option(
-            "--all",
-            envvar="RANKGATE_SEARCH_ALL",
-            help="Also list candidates the reranker never kept.",
-        ),
-    ] = False,
+    as_json: common.Json = None,
+    show_all: Annotated[bool | None, setting_option(SearchOutputSettings, "show_all")] = None,
     model: common.Model = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,
@@ -276,6 +270,7 @@ def search(
             deny_sources=deny_sources,
             max_per_source=max_per_source,
         )
+        listing = settings_from(SearchOutputSettings, locals(), "search settings")
         reranker = load_reranker(locals())
         # The rule and template settings reach the funnel as the server's do (build_funnel).
         result = build_funnel(s, reranker, offline=bool(offline)).run(query)
@@ -290,7 +285,7 @@ def search(
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     console = Console(soft_wrap=False, width=max(Console().width, 160))
-    console.print(_table(result, show_all))
+    console.print(_table(result, listing.show_all))
     t = result.timings
     console.print(
         common.literal(
@@ -301,7 +296,7 @@ def search(
     )
 
 
-def templates(templates_file: TemplatesFile = None, as_json: common.Json = False) -> None:
+def templates(templates_file: TemplatesFile = None, as_json: common.Json = None) -> None:
     """List the query templates (built-in and from --templates-file)."""
     with common.exits_on_error():
         registry = load_templates(_settings(templates_file=templates_file))
@@ -360,7 +355,7 @@ def eval_command(
     template: Template = None,
     templates_file: TemplatesFile = None,
     chart: EvalChart = None,
-    as_json: common.Json = False,
+    as_json: common.Json = None,
     model: common.Model = None,
     device: common.Device = None,
     max_length: common.MaxLength = None,

@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from rankgate.cli import common
+from rankgate.cli.command_settings import DownloadSettings
 from rankgate.cli.loading import load_reranker
+from rankgate.cli.options import setting_option, settings_from
 from rankgate.types import DEFAULT_MODEL
 
 
 def info(
-    as_json: common.Json = False,
+    as_json: common.Json = None,
     model: common.Model = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -54,22 +56,18 @@ def info(
 def download(
     model: Annotated[str, typer.Argument(help="Hub id to fetch.")] = DEFAULT_MODEL,
     revision: common.Revision = None,
-    onnx: Annotated[
-        bool,
-        typer.Option(
-            "--onnx", envvar="RANKGATE_DOWNLOAD_ONNX", help="Fetch ONNX files, not safetensors."
-        ),
-    ] = False,
+    onnx: Annotated[bool | None, setting_option(DownloadSettings, "onnx")] = None,
     cache_dir: common.CacheDir = None,
 ) -> None:
     """Download a model into the Hugging Face cache, for later offline use."""
     from rankgate.backends.hub import MODEL_PATTERNS, ONNX_PATTERNS, download_model
 
     with common.exits_on_error():
+        fetch = settings_from(DownloadSettings, locals(), "download settings")
         path = download_model(
             model,
             revision=revision,
             cache_dir=cache_dir,
-            patterns=ONNX_PATTERNS if onnx else MODEL_PATTERNS,
+            patterns=ONNX_PATTERNS if fetch.onnx else MODEL_PATTERNS,
         )
     typer.echo(str(path))

@@ -10,6 +10,10 @@ compares the committed tables with what this module generates). A field may carr
 - ``flags``: the option's names when they are not ``--field-name`` (``["--port", "-p"]``, or
   ``["--public-playground/--private-playground"]`` for a switch);
 - ``default_text``: the default in words when the value alone does not say it ("the model's id").
+
+A field whose environment variable is not its class's prefix and name (``--json`` is
+``RANKGATE_JSON`` in every command) gives it as its ``validation_alias``, with
+``validate_by_name`` on its class.
 """
 
 from __future__ import annotations
@@ -52,8 +56,11 @@ def _extra(info: FieldInfo) -> dict[str, Any]:
 
 
 def env_var(model: type[BaseModel], name: str) -> str:
-    """The environment variable of a setting: the class's ``env_prefix`` and the field name."""
-    _field(model, name)
+    """The environment variable of a setting: the class's ``env_prefix`` and the field name,
+    or the field's ``validation_alias`` where it names another (``RANKGATE_JSON``)."""
+    alias = _field(model, name).validation_alias
+    if isinstance(alias, str):
+        return alias.upper()
     prefix = str(model.model_config.get("env_prefix", ""))
     return f"{prefix}{name}".upper()
 
@@ -155,6 +162,12 @@ def _settings_classes() -> dict[str, type[BaseModel]]:
     from rankgate.backends.onnx_export import ExportSettings
     from rankgate.bench.settings import BenchServerSettings, BenchSettings
     from rankgate.cli.calibrate_settings import CalibrateSettings
+    from rankgate.cli.command_settings import (
+        DownloadSettings,
+        OutputSettings,
+        SearchOutputSettings,
+        ServeCommandSettings,
+    )
     from rankgate.cli.demo_settings import DemoSettings, HealthReportSettings
     from rankgate.cli.rerank_settings import RerankCallSettings
     from rankgate.config import RerankerSettings
@@ -179,6 +192,10 @@ def _settings_classes() -> dict[str, type[BaseModel]]:
         BenchSettings,
         BenchServerSettings,
         CalibrateSettings,
+        OutputSettings,
+        SearchOutputSettings,
+        DownloadSettings,
+        ServeCommandSettings,
     ]
     return {model.__name__: model for model in classes}
 

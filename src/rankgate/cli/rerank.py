@@ -106,7 +106,7 @@ def rerank(
         ),
     ] = None,
     top_n: Annotated[int | None, _call("top_n")] = None,
-    as_json: common.JsonLines = False,
+    as_json: common.Json = None,
     raw_scores: Annotated[bool | None, _call("raw_scores")] = None,
     rank_fields: Annotated[list[str] | None, _call("rank_fields")] = None,
     format: Annotated[str | None, _call("format")] = None,

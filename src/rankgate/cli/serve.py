@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
-
-import typer
 
 from rankgate.cli import common
 from rankgate.cli import ray_commands as rc
+from rankgate.cli.command_settings import ServeCommandSettings
 from rankgate.cli.loading import model_settings
-from rankgate.cli.options import setting_option
+from rankgate.cli.options import setting_option, settings_from
 from rankgate.config import RerankerSettings
 from rankgate.errors import ConfigError
 from rankgate.server.settings import ServerSettings
-from rankgate.types import DEFAULT_MODEL
 
 _PANEL = "Server options"
 
@@ -25,6 +24,10 @@ _PANEL = "Server options"
 
 def _server(name: str) -> Any:
     return setting_option(ServerSettings, name, panel=_PANEL)
+
+
+def _command(name: str, panel: str) -> Any:
+    return setting_option(ServeCommandSettings, name, panel=panel)
 
 
 Host = Annotated[str | None, _server("host")]
@@ -74,19 +77,7 @@ def serve(
     shutdown_grace_s: Grace = None,
     cache_size: CacheSize = None,
     log_level: LogLevel = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            envvar="RANKGATE_MODEL",
-            rich_help_panel="Model options",
-            help="Hub id or local directory; repeat to serve several, each as NAME=MODEL to "
-            "give its served name (a request's 'model' picks one; the first is the default). "
-            f"Default: {DEFAULT_MODEL}.",
-            show_default=False,
-        ),
-    ] = None,
+    model: Annotated[list[str] | None, _command("model", "Model options")] = None,
     revision: common.Revision = None,
     backend: common.Backend = None,
     recipe: common.Recipe = None,
@@ -109,15 +100,7 @@ def serve(
     bf16_probe: common.Bf16Probe = None,
     offline: common.Offline = None,
     cache_dir: common.CacheDir = None,
-    ray: Annotated[
-        bool,
-        typer.Option(
-            "--ray",
-            envvar="RANKGATE_RAY",
-            rich_help_panel="Ray options",
-            help="Serve on Ray Serve replicas (needs the ray extra); see docs/ray.md.",
-        ),
-    ] = False,
+    ray: Annotated[bool | None, _command("ray", "Ray options")] = None,
     address: rc.RayAddress = None,
     replicas: rc.Replicas = None,
     min_replicas: rc.MinReplicas = None,
@@ -137,7 +120,7 @@ def serve(
     --shutdown-grace-s. Example: rankgate serve --host 0.0.0.0 --api-keys SECRET
     """
     try:
-        from rankgate.server import build_server_settings, create_app
+        from rankgate.server import create_app
         from rankgate.server.runner import listen
         from rankgate.server.runner import serve as run_server
     except ImportError as exc:
@@ -148,33 +131,11 @@ def serve(
             raise MissingDependencyError(missing, "server", "rankgate serve") from None
         return
     with common.exits_on_error():
-        settings = build_server_settings(
-            host=host,
-            port=port,
-            api_keys=api_keys,
-            public_playground=public_playground,
-            served_model_name=served_model_name,
-            max_documents=max_documents,
-            max_payload_bytes=max_payload_bytes,
-            max_request_tokens=max_request_tokens,
-            max_queue_tokens=max_queue_tokens,
-            batch_wait_ms=batch_wait_ms,
-            max_batch_tokens=max_batch_tokens,
-            request_timeout_s=request_timeout_s,
-            low_priority_queue_share=low_priority_queue_share,
-            max_pending_searches=max_pending_searches,
-            keep_alive_s=keep_alive_s,
-            body_timeout_s=body_timeout_s,
-            liveness_stall_s=liveness_stall_s,
-            auto_truncate=auto_truncate,
-            tokenizer_workers=tokenizer_workers,
-            shutdown_grace_s=shutdown_grace_s,
-            cache_size=cache_size,
-            log_level=log_level,
-        )
         options = dict(locals())
-        served = served_models(model, options)
-        if ray:
+        settings = settings_from(ServerSettings, options, "server settings")
+        command = settings_from(ServeCommandSettings, options, "serve settings")
+        served = served_models(command.model, options)
+        if command.ray:
             common.quiet_libraries()
             rc.serve_on_ray(settings, served, rc.ray_settings(options))
             return
@@ -191,7 +152,7 @@ def serve(
 
 
 def served_models(
-    specs: list[str] | None, options: dict[str, object]
+    specs: Sequence[str] | None, options: dict[str, object]
 ) -> dict[str | None, RerankerSettings]:
     """Model settings by served name from ``--model`` values (``MODEL`` or ``NAME=MODEL``).
 
