@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,7 +238,8 @@ def test_shared_prefix_reuse_equals_scoring_each_pair_whole(
         assert shared.backend.packed is packed
         assert shared.compute_score(pairs) == pytest.approx(alone, abs=1e-5), batch_tokens
         saved = shared.backend.shared_prefix_tokens_saved  # type: ignore[attr-defined]
-        assert (saved > 0) == (batch_tokens > 1), batch_tokens
+        # One pair a pass shares nothing within a pass; packed passes keep the prefix for the next.
+        assert (saved > 0) == (batch_tokens > 1 or packed), batch_tokens
     unshared = Reranker(str(model_dir), max_length=400, prefix_cache=False, packed=packed)
     assert unshared.compute_score(pairs) == pytest.approx(alone, abs=1e-5)
     assert unshared.backend.shared_prefix_tokens_saved == 0  # type: ignore[attr-defined]
@@ -252,6 +254,44 @@ def test_a_packed_pass_computes_real_tokens_and_each_prefix_once(qwen3_dir: Path
     shared = prepared.pairs[0].shared
     real = sum(len(p) for p in prepared.pairs)
     assert seen == [(5, real, real - 4 * shared)]  # one pass, the prefix once, no padding
+
+
+def test_a_prefix_is_computed_once_per_request_across_its_passes(qwen3_dir: Path) -> None:
+    whole = Reranker(str(qwen3_dir), max_length=400, prefix_cache=False, packed=False)
+    rr = Reranker(str(qwen3_dir), max_length=400, batch_tokens=1)  # one pair a pass
+    prepared = rr.prepare(QUERY, DOCUMENTS[:6])
+    passes: list[tuple[int, int, int]] = []
+    got = rr.score_encoded(prepared.pairs, on_forward=lambda *s: passes.append(s))
+    assert len(passes) == 6
+    shared = prepared.pairs[0].shared
+    # the first pass computes the prefix; the other five read its keys and values
+    assert rr.backend.shared_prefix_tokens_saved == 5 * shared  # type: ignore[attr-defined]
+    want = whole.score_encoded(whole.prepare(QUERY, DOCUMENTS[:6]).pairs)
+    assert got.tolist() == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_kept_prefixes_are_bounded_in_number_and_tokens(qwen3_dir: Path) -> None:
+    from rankgate.backends.packed_decoder import PackedDecoder
+
+    rr = Reranker(str(qwen3_dir), max_length=400, batch_tokens=1)
+    backend: Any = rr.backend
+    queries = ["first question", "second question", "third question"]
+    pairs = [rr.prepare(q, DOCUMENTS[:1]).pairs[0] for q in queries]
+    body = backend._body
+    two = PackedDecoder(body, backend._torch, keep_prefixes=2)
+    for pair in pairs:
+        two.last_hidden([pair], reuse_prefix=True)
+    assert two.kept_prefixes == 2  # the oldest went first
+    _, saved = two.last_hidden([pairs[0]], reuse_prefix=True)
+    assert saved == 0  # it was recomputed (and is kept again)
+    _, saved = two.last_hidden([pairs[2]], reuse_prefix=True)
+    assert saved == pairs[2].shared
+    short = PackedDecoder(body, backend._torch, keep_tokens=pairs[0].shared - 1)
+    short.last_hidden([pairs[0]], reuse_prefix=True)
+    assert short.kept_prefixes == 0  # longer than it may keep
+    off = PackedDecoder(body, backend._torch)
+    off.last_hidden([pairs[0]], reuse_prefix=False)
+    assert off.kept_prefixes == 0
 
 
 def test_a_packed_pass_that_differs_from_the_stock_forward_is_not_used(

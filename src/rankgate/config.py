@@ -138,8 +138,9 @@ class RerankerSettings(BaseSettings):
     prefix_cache: bool = Field(
         True,
         description="Decoder (LLM) rerankers: compute the prompt and the query once for all the "
-        "documents of a forward pass that share them and reuse their key/value cache (exact with "
-        "causal attention); false scores every pair whole.",
+        "documents that share them and reuse their key/value cache (exact with causal "
+        "attention; packed passes keep it for a request's later passes); false scores every "
+        "pair whole.",
     )
     packed: bool | None = Field(
         None,

@@ -28,6 +28,7 @@ __all__ = [
     "build_tokenizer",
     "keyword_task",
     "keyword_vocabulary",
+    "name_tokenizer_class",
 ]
 
 SAMPLE_TEXT = [
@@ -74,11 +75,19 @@ def build_tokenizer(
     tokenizer = XLMRobertaTokenizer(vocab=[*pieces, ("<mask>", 0.0)])
     tokenizer.model_max_length = model_max_length
     tokenizer.save_pretrained(str(out))
-    # transformers 5 writes "XLMRobertaTokenizer"; name the fast class explicitly so that 4.x
-    # (FlagEmbedding's environment) surely builds the same fast tokenizer from tokenizer.json.
+    name_tokenizer_class(out, "XLMRobertaTokenizerFast")
+
+
+def name_tokenizer_class(out: Path, name: str) -> None:
+    """Write ``tokenizer_class`` into ``out``'s tokenizer_config.json.
+
+    transformers 5 declares a class (``XLMRobertaTokenizer``, ``TokenizersBackend``) that 4.x,
+    FlagEmbedding's environment, cannot load or builds the wrong pairs with; a fast class named
+    explicitly makes both build the same tokenizer from tokenizer.json.
+    """
     config_path = out / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
-    config["tokenizer_class"] = "XLMRobertaTokenizerFast"
+    config["tokenizer_class"] = name
     config_path.write_text(json.dumps(config, indent=2))
 
 

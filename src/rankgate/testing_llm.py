@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from rankgate.testing import SAMPLE_TEXT
+from rankgate.testing import SAMPLE_TEXT, name_tokenizer_class
 
 __all__ = [
     "QWEN3_CHAT_TEMPLATE",
@@ -177,17 +177,10 @@ def build_decoder_model(
 
     vocab = vocab_size or raw.get_vocab_size()
     ids = {t: raw.token_to_id(t) for t in specials}
-    common: dict[str, Any] = dict(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=max_positions,
-        initializer_range=initializer_range,
-        tie_word_embeddings=True,
+    common = _shape(
+        vocab, hidden, intermediate, layers, heads, kv_heads, max_positions, initializer_range
     )
+    common["tie_word_embeddings"] = True
     config: Any
     if family == "qwen3":
         from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -223,6 +216,29 @@ def build_decoder_model(
     return out
 
 
+def _shape(
+    vocab: int,
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    max_positions: int,
+    initializer_range: float,
+) -> dict[str, Any]:
+    """The config fields every tiny causal LM here sets, by transformers' names."""
+    return dict(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
+        initializer_range=initializer_range,
+    )
+
+
 def _save_tokenizer(
     raw: Any, out: Path, max_positions: int, names: dict[str, str], chat_template: str | None
 ) -> None:
@@ -235,10 +251,7 @@ def _save_tokenizer(
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     tokenizer.save_pretrained(str(out))
-    config_path = out / "tokenizer_config.json"
-    saved = json.loads(config_path.read_text())
-    saved["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_path.write_text(json.dumps(saved, indent=2))
+    name_tokenizer_class(out, "PreTrainedTokenizerFast")
 
 
 def build_layerwise_model(
@@ -281,19 +294,17 @@ def build_layerwise_model(
         names = dict(pad_token="<unk>", eos_token="</s>", bos_token="<s>", unk_token="<unk>")
         pad, eos, bos = (raw.token_to_id(t) for t in ("<unk>", "</s>", "<s>"))
     _save_tokenizer(raw, out, max_positions, names, None)
-    common: dict[str, Any] = dict(
-        vocab_size=raw.get_vocab_size(),
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=max_positions,
-        initializer_range=initializer_range,
-        pad_token_id=pad,
-        eos_token_id=eos,
-        bos_token_id=bos,
+    common = _shape(
+        raw.get_vocab_size(),
+        hidden,
+        intermediate,
+        layers,
+        heads,
+        kv_heads,
+        max_positions,
+        initializer_range,
     )
+    common.update(pad_token_id=pad, eos_token_id=eos, bos_token_id=bos)
     body: Any
     torch.manual_seed(seed)
     if family == "gemma2-lightweight":

@@ -9,8 +9,8 @@ FlagEmbedding's layerwise rerankers score with one layer's score head instead, t
 row on the final hidden state of a model cut at that layer (:mod:`rankgate.backends.layerwise`).
 
 On CPU a pass is packed (:mod:`rankgate.backends.packed_decoder`): real tokens only, each shared
-prefix once. Elsewhere pairs are right-padded, and pairs that share a prefix reuse its key/value
-cache.
+prefix once (and once per request: later passes read its keys and values). Elsewhere pairs are
+right-padded, and pairs that share a prefix reuse its key/value cache.
 """
 
 from __future__ import annotations
@@ -159,10 +159,15 @@ class DecoderBackend:
             how += f", tokens compressed by {self.recipe.compress_ratio} before layers {layers}"
         return f"{how}, {self.dtype} linear layers on {'oneDNN' if self.onednn else 'torch'}"
 
+    def forget_prefixes(self) -> None:
+        """Drop the prefixes packed passes keep for later passes (a benchmark's fresh start)."""
+        if self._packed is not None:
+            self._packed.forget()
+
     def _packed_decoder(self) -> PackedDecoder | None:
         """The packed pass if this model's attention allows it and it matches the stock forward
-        on probe pairs (a shared prefix with two rests, and a pair alone); else None, with a log
-        line saying why."""
+        on probe pairs (a shared prefix with two rests, and a pair alone; computed in the pass
+        and kept from an earlier one); else None, with a log line saying why."""
         reason = unsupported_reason(self._model.config)
         if reason is not None:
             log.info("%s: no packed pass (%s); padded batches", self.model_id, reason)
@@ -178,7 +183,10 @@ class DecoderBackend:
             self._model.set_attn_implementation(ATTENTION)
             want = self._whole(probe)
             packed = PackedDecoder(self._body, self._torch)
-            got = [self._score(packed.last_hidden(probe, reuse)[0]) for reuse in (True, False)]
+            # Shared prefixes computed in the pass, then read back as a later pass would.
+            runs = (True, True, False)
+            got = [self._score(packed.last_hidden(probe, reuse)[0]) for reuse in runs]
+            packed.forget()
         except Exception as exc:  # any failure of the fast path leaves the stock one
             log.warning("%s: packed pass failed (%s); padded batches", self.model_id, exc)
             self._model.set_attn_implementation(stock)

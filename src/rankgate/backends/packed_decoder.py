@@ -11,6 +11,11 @@ tokens, and attention runs piece by piece:
 - a pair's rest attends to all of its prefix and causally to itself, at positions that follow
   the prefix.
 
+A prefix is computed once per request, not once per pass: the keys and values a pass computed
+for a prefix are kept (a few prefixes, least recently used first out), and a later pass whose
+pairs share that prefix reads them instead of computing it again, its rests at the positions
+that follow it. A request's documents that fill several passes pay for their query once.
+
 That is exactly the attention each pair has when it is scored alone, so the scores are the
 stock forward's (checked against it when the model loads, :class:`DecoderBackend` compares the
 two on probe pairs, and used only where that check passes).
@@ -24,6 +29,8 @@ SDPA attention, so the stock forward of the same model object is unchanged.
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -33,7 +40,14 @@ import numpy as np
 
 from rankgate.backends.base import EncodedPair
 
-__all__ = ["ATTENTION", "Layout", "PackedDecoder", "register_attention", "unsupported_reason"]
+__all__ = [
+    "ATTENTION",
+    "Layout",
+    "PackedDecoder",
+    "PrefixStates",
+    "register_attention",
+    "unsupported_reason",
+]
 
 ATTENTION = "rankgate_packed"
 """The name the attention kernel is registered under (``config._attn_implementation``)."""
@@ -44,17 +58,35 @@ _LAYOUT: ContextVar[Layout | None] = ContextVar("rankgate_packed_layout", defaul
 
 
 @dataclass(slots=True)
+class PrefixStates:
+    """A prefix's attention keys and values in every layer, ``(1, kv_heads, tokens, dim)``, as
+    a pass computed them (before the heads are repeated for grouped-query attention), by the
+    ``id`` of the layer's attention module."""
+
+    tokens: int
+    keys: dict[int, Any] = field(default_factory=dict)
+    values: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Layout:
     """Where each piece of a packed row sits; built once per pass, read by every layer.
 
-    ``pieces`` holds ``(context_start, context_end, start, end)``: rows ``start:end`` attend to
-    rows ``context_start:context_end`` (their shared prefix; empty for a prefix or a whole pair)
-    and causally to themselves.
+    ``pieces`` holds ``(context, context_start, context_end, start, end)``: rows ``start:end``
+    attend to rows ``context_start:context_end`` of the row (``context`` None: their shared
+    prefix, computed in this pass; empty for a prefix or a whole pair), or, where ``context``
+    is an index into ``kept``, to all of that prefix kept from an earlier pass; and causally
+    to themselves.
     """
 
-    pieces: list[tuple[int, int, int, int]]
+    pieces: list[tuple[int | None, int, int, int, int]]
     saved: int = 0
     """Tokens not computed because a prefix was computed once for several pairs."""
+    kept: list[PrefixStates] = field(default_factory=list)
+    """Prefixes read from earlier passes."""
+    capture: list[tuple[int, int, PrefixStates]] = field(default_factory=list)
+    """Prefixes computed in this pass, ``(start, end, states)``, whose keys and values each
+    layer stores for later passes."""
     masks: dict[tuple[int, int, int | None], Any] = field(default_factory=dict)
 
     def mask(
@@ -98,24 +130,36 @@ def _attention(
     if kwargs.get("softcap") is not None:
         raise ValueError("the packed decoder pass has no attention-logit soft-capping")
     window = kwargs.get("sliding_window")
+    layer = id(module)  # one attention module per layer, alive as long as the model
+    for start, end, states in layout.capture:
+        states.keys[layer] = key[:, :, start:end].clone()
+        states.values[layer] = value[:, :, start:end].clone()
     groups = int(getattr(module, "num_key_value_groups", 1))
-    if groups > 1:
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
+
+    def heads(x: Any) -> Any:
+        return x.repeat_interleave(groups, dim=1) if groups > 1 else x
+
+    key, value = heads(key), heads(value)
+    kept = [(heads(s.keys[layer]), heads(s.values[layer])) for s in layout.kept]
     sdpa = torch.nn.functional.scaled_dot_product_attention
     out = torch.empty(
         (1, query.shape[2], query.shape[1], query.shape[3]), dtype=query.dtype, device=query.device
     )
-    for c0, c1, a, b in layout.pieces:
+    for context, c0, c1, a, b in layout.pieces:
+        if context is None:
+            context_key, context_value = key[:, :, c0:c1], value[:, :, c0:c1]
+        else:
+            context_key, context_value = kept[context]
+        before = context_key.shape[2]
         # A window only bites where a piece reaches further back than it.
-        windowed = window is not None and (c1 - c0) + (b - a) > window
+        windowed = window is not None and before + (b - a) > window
         q = query[:, :, a:b]
-        if c1 == c0 and not windowed:
+        if before == 0 and not windowed:
             got = sdpa(q, key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling)
         else:
-            k = torch.cat([key[:, :, c0:c1], key[:, :, a:b]], dim=2)
-            v = torch.cat([value[:, :, c0:c1], value[:, :, a:b]], dim=2)
-            mask = layout.mask(torch, c1 - c0, b - a, query.device, window if windowed else None)
+            k = torch.cat([context_key, key[:, :, a:b]], dim=2)
+            v = torch.cat([context_value, value[:, :, a:b]], dim=2)
+            mask = layout.mask(torch, before, b - a, query.device, window if windowed else None)
             got = sdpa(q, k, v, attn_mask=mask, scale=scaling)
         out[0, a:b] = got[0].transpose(0, 1)
     return out, None
@@ -149,12 +193,34 @@ def unsupported_reason(config: Any) -> str | None:
 
 
 class PackedDecoder:
-    """Runs a loaded causal LM's decoder body on packed pairs (see the module's docstring)."""
+    """Runs a loaded causal LM's decoder body on packed pairs (see the module's docstring).
 
-    def __init__(self, body: Any, torch: Any) -> None:
+    Args:
+        keep_prefixes: how many prefixes' keys and values to keep for later passes (0: none).
+        keep_tokens: at most this many prefix tokens kept in all (a long query is not kept).
+    """
+
+    def __init__(
+        self, body: Any, torch: Any, keep_prefixes: int = 4, keep_tokens: int = 4096
+    ) -> None:
         self._body = body
         self._torch = torch
         self._device = next(body.parameters()).device
+        self._keep_prefixes = keep_prefixes
+        self._keep_tokens = keep_tokens
+        self._kept: OrderedDict[tuple[int, ...], PrefixStates] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def kept_prefixes(self) -> int:
+        """How many prefixes' keys and values are kept for later passes."""
+        with self._lock:
+            return len(self._kept)
+
+    def forget(self) -> None:
+        """Drop every kept prefix."""
+        with self._lock:
+            self._kept.clear()
 
     def last_hidden(self, pairs: Sequence[EncodedPair], reuse_prefix: bool) -> tuple[Any, int]:
         """The final hidden state at each pair's last token, ``(len(pairs), hidden)``, and the
@@ -170,9 +236,30 @@ class PackedDecoder:
                     position_ids=torch.from_numpy(positions).to(device)[None],
                     use_cache=False,
                 ).last_hidden_state[0]
-                return hidden[torch.from_numpy(last).to(device)], layout.saved
+                final = hidden[torch.from_numpy(last).to(device)]
         finally:
             _LAYOUT.reset(token)
+        self._keep(ids, layout)  # only a pass that ran through every layer
+        return final, layout.saved
+
+    def _keep(self, ids: np.ndarray, layout: Layout) -> None:
+        if not layout.capture:
+            return
+        with self._lock:
+            for start, end, states in layout.capture:
+                self._kept[tuple(ids[start:end].tolist())] = states
+            while self._kept and (
+                len(self._kept) > self._keep_prefixes
+                or sum(s.tokens for s in self._kept.values()) > self._keep_tokens
+            ):
+                self._kept.popitem(last=False)
+
+    def _kept_states(self, prefix: tuple[int, ...]) -> PrefixStates | None:
+        with self._lock:
+            states = self._kept.get(prefix)
+            if states is not None:
+                self._kept.move_to_end(prefix)
+            return states
 
     def layout(
         self, pairs: Sequence[EncodedPair], reuse_prefix: bool
@@ -180,29 +267,41 @@ class PackedDecoder:
         """Token ids, positions, pieces and each pair's last row for one packed row."""
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, pair in enumerate(pairs):
-            prefix = pair.input_ids[: pair.shared] if reuse_prefix else ()
+            prefix = tuple(pair.input_ids[: pair.shared]) if reuse_prefix else ()
             groups.setdefault(prefix, []).append(i)
+        keep = reuse_prefix and self._keep_prefixes > 0
         chunks: list[Sequence[int]] = []
         position_chunks: list[np.ndarray] = []
-        pieces: list[tuple[int, int, int, int]] = []
+        layout = Layout([])
         last = np.empty(len(pairs), dtype=np.int64)
-        row = saved = 0
+        row = 0
         for prefix, members in groups.items():
-            p = len(prefix) if len(members) > 1 else 0
-            context = (row, row + p)
-            if p:
+            kept = self._kept_states(prefix) if keep and prefix else None
+            if kept is not None:  # computed by an earlier pass: every member saves it
+                p = len(prefix)
+                context: tuple[int | None, int, int] = (len(layout.kept), 0, 0)
+                layout.kept.append(kept)
+                layout.saved += p * len(members)
+            else:
+                # A prefix of one pair is computed apart only to be kept for a later pass.
+                alone_kept = keep and len(prefix) <= self._keep_tokens
+                p = len(prefix) if len(members) > 1 or alone_kept else 0
+                context = (None, row, row + p)
+            if p and kept is None:
                 chunks.append(prefix)
                 position_chunks.append(np.arange(p))
-                pieces.append((row, row, row, row + p))
+                layout.pieces.append((None, row, row, row, row + p))
+                if keep and p <= self._keep_tokens:
+                    layout.capture.append((row, row + p, PrefixStates(p)))
                 row += p
-                saved += p * (len(members) - 1)
+                layout.saved += p * (len(members) - 1)
             for i in members:
                 rest = pairs[i].input_ids[p:]
                 chunks.append(rest)
                 position_chunks.append(np.arange(p, p + len(rest)))
-                pieces.append((*context, row, row + len(rest)))
+                layout.pieces.append((*context, row, row + len(rest)))
                 row += len(rest)
                 last[i] = row - 1
         ids = np.fromiter(itertools.chain.from_iterable(chunks), np.int64, count=row)
         positions = np.concatenate(position_chunks).astype(np.int64)
-        return ids, positions, Layout(pieces, saved), last
+        return ids, positions, layout, last

@@ -225,11 +225,17 @@ def _rankgate_work(rr: Any, pairs: Sequence[Any], config: dict[str, Any]) -> Wor
         shared=shared,
     )
     work = Work()
-    for batch in plan:
+    kept = backend.packed and sharing  # packed passes compute the (one) prefix in the first
+    for n, batch in enumerate(plan):
         chosen = [pairs[i] for i in batch]
-        p = chosen[0].shared if sharing and len(chosen) > 1 else 0
-        if p:
-            work.add(p, 0, config)
+        if kept:
+            p = chosen[0].shared
+            if n == 0:
+                work.add(p, 0, config)
+        else:
+            p = chosen[0].shared if sharing and len(chosen) > 1 else 0
+            if p:
+                work.add(p, 0, config)
         rests = [len(c) - p for c in chosen]
         if backend.packed or len(chosen) == 1:
             for r in rests:
@@ -344,6 +350,12 @@ def run_llm(options: LlmOptions, console: Console | None = None) -> dict[str, An
 PeerFn = Callable[[LlmOptions, Path, dict[str, Any], dict[int, list[str]]], list[LlmTiming]]
 
 
+def _fresh_request(rr: Any, texts: list[str]) -> Any:
+    """One request as a new query's: no prefix kept from the timing before."""
+    rr.backend.forget_prefixes()
+    return rr.rerank(QUERY, texts)
+
+
 def _rankgate_peer(packed: bool, prefix_cache: bool, name: str) -> PeerFn:
     def run(
         options: LlmOptions, model_dir: Path, config: dict[str, Any], docs: dict[int, list[str]]
@@ -361,7 +373,7 @@ def _rankgate_peer(packed: bool, prefix_cache: bool, name: str) -> PeerFn:
         for i, (n, texts) in enumerate(docs.items()):
             pairs = rr.prepare(QUERY, texts).pairs
             lengths = [len(p) for p in pairs]
-            call = functools.partial(rr.rerank, QUERY, texts)
+            call = functools.partial(_fresh_request, rr, texts)
             seconds, cpu = timed(call, options.repeats, i == 0)
             out.append(
                 LlmTiming(
