@@ -270,7 +270,7 @@ def test_a_prefix_is_computed_once_per_request_across_its_passes(qwen3_dir: Path
     assert got.tolist() == pytest.approx(want.tolist(), abs=1e-5)
 
 
-def test_kept_prefixes_are_bounded_in_number_and_tokens(qwen3_dir: Path) -> None:
+def test_kept_prefixes_are_bounded_in_number_and_memory(qwen3_dir: Path) -> None:
     from rankgate.backends.packed_decoder import PackedDecoder
 
     rr = Reranker(str(qwen3_dir), max_length=400, batch_tokens=1)
@@ -286,9 +286,9 @@ def test_kept_prefixes_are_bounded_in_number_and_tokens(qwen3_dir: Path) -> None
     assert saved == 0  # it was recomputed (and is kept again)
     _, saved = two.last_hidden([pairs[2]], reuse_prefix=True)
     assert saved == pairs[2].shared
-    short = PackedDecoder(body, backend._torch, keep_tokens=pairs[0].shared - 1)
+    short = PackedDecoder(body, backend._torch, keep_bytes=1)
     short.last_hidden([pairs[0]], reuse_prefix=True)
-    assert short.kept_prefixes == 0  # longer than it may keep
+    assert short.kept_prefixes == 0  # larger than it may keep
     off = PackedDecoder(body, backend._torch)
     off.last_hidden([pairs[0]], reuse_prefix=False)
     assert off.kept_prefixes == 0

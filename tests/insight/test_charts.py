@@ -133,9 +133,15 @@ def test_document_text_is_never_read_as_mathtext(figures: list[Any]) -> None:
 
 
 def _cjk_font_installed() -> bool:
+    """A CJK font file on the system, whether or not matplotlib's font cache has seen it (a
+    font installed after matplotlib first ran is only on disk: the charts add it)."""
     from matplotlib import font_manager
 
-    return bool(CJK_FONTS & {f.name for f in font_manager.fontManager.ttflist})
+    from rankgate.insight.charts import _CJK_FILE
+
+    listed = CJK_FONTS & {f.name for f in font_manager.fontManager.ttflist}
+    on_disk = any(_CJK_FILE.search(Path(p).name) for p in font_manager.findSystemFonts())
+    return bool(listed) or on_disk
 
 
 def test_cjk_query_and_documents_render_with_a_cjk_font(figures: list[Any], tmp_path: Path) -> None:
@@ -270,3 +276,20 @@ def test_finetune_chart_legend_clear_of_the_bars(
     box = legend.get_window_extent(renderer)
     assert not box.overlaps(ax.get_window_extent(renderer))
     assert {to_hex(b.get_facecolor()) for b in _bars(ax)} <= OKABE_ITO
+
+
+def test_a_cjk_font_installed_after_matplotlib_cached_its_list_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import matplotlib
+    from matplotlib import font_manager
+
+    from rankgate.insight.charts import _CJK_FONTS, _add_cjk_fallback
+
+    if not _cjk_font_installed():
+        pytest.skip("no CJK font installed (fonts-noto-cjk or fonts-wqy-zenhei)")
+    latin = [f for f in font_manager.fontManager.ttflist if f.name not in _CJK_FONTS]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", latin)  # the stale cache
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])
+    _add_cjk_fallback(matplotlib)
+    assert matplotlib.rcParams["font.family"][-1] in _CJK_FONTS

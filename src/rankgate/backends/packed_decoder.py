@@ -67,6 +67,11 @@ class PrefixStates:
     keys: dict[int, Any] = field(default_factory=dict)
     values: dict[int, Any] = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        tensors = [*self.keys.values(), *self.values.values()]
+        return sum(int(t.element_size() * t.nelement()) for t in tensors)
+
 
 @dataclass(slots=True)
 class Layout:
@@ -197,17 +202,19 @@ class PackedDecoder:
 
     Args:
         keep_prefixes: how many prefixes' keys and values to keep for later passes (0: none).
-        keep_tokens: at most this many prefix tokens kept in all (a long query is not kept).
+        keep_bytes: at most this much memory for them in all (one larger is not kept): a
+            prefix costs 2 × layers × key/value heads × head size × 4 bytes a token, 224 KiB
+            for Qwen3-Reranker-0.6B, so the default holds about 1,170 prefix tokens there.
     """
 
     def __init__(
-        self, body: Any, torch: Any, keep_prefixes: int = 4, keep_tokens: int = 4096
+        self, body: Any, torch: Any, keep_prefixes: int = 4, keep_bytes: int = 256 << 20
     ) -> None:
         self._body = body
         self._torch = torch
         self._device = next(body.parameters()).device
         self._keep_prefixes = keep_prefixes
-        self._keep_tokens = keep_tokens
+        self._keep_bytes = keep_bytes
         self._kept: OrderedDict[tuple[int, ...], PrefixStates] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -250,7 +257,7 @@ class PackedDecoder:
                 self._kept[tuple(ids[start:end].tolist())] = states
             while self._kept and (
                 len(self._kept) > self._keep_prefixes
-                or sum(s.tokens for s in self._kept.values()) > self._keep_tokens
+                or sum(s.nbytes for s in self._kept.values()) > self._keep_bytes
             ):
                 self._kept.popitem(last=False)
 
@@ -284,14 +291,13 @@ class PackedDecoder:
                 layout.saved += p * len(members)
             else:
                 # A prefix of one pair is computed apart only to be kept for a later pass.
-                alone_kept = keep and len(prefix) <= self._keep_tokens
-                p = len(prefix) if len(members) > 1 or alone_kept else 0
+                p = len(prefix) if len(members) > 1 or keep else 0
                 context = (None, row, row + p)
             if p and kept is None:
                 chunks.append(prefix)
                 position_chunks.append(np.arange(p))
                 layout.pieces.append((None, row, row, row, row + p))
-                if keep and p <= self._keep_tokens:
+                if keep:
                     layout.capture.append((row, row + p, PrefixStates(p)))
                 row += p
                 layout.saved += p * (len(members) - 1)

@@ -6,7 +6,8 @@ random weights, built once on disk: the figures show speed only. One query again
 of about 280 tokens (mixed lengths, :func:`.workload.make_documents`). Peers, every one on the
 same model, threads and documents:
 
-- ``rankgate``: the qwen3 recipe; packed passes (real tokens only), the shared prefix once;
+- ``rankgate``: the qwen3 recipe; packed passes (real tokens only), the shared prefix once per
+  request (its keys and values kept across the request's passes);
 - ``rankgate-padded``: the same with ``packed=False``: right-padded passes whose documents
   reuse the prefix's key/value cache;
 - ``rankgate-whole``: packed, ``prefix_cache=False``: every pair computed whole;

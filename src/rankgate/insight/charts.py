@@ -12,6 +12,7 @@ restyle) and a ``*_chart`` function that writes it as PNG.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,10 +91,24 @@ def _add_cjk_fallback(matplotlib: Any) -> None:
     family = list(matplotlib.rcParams["font.family"])
     if any(name in family for name in _CJK_FONTS):
         return
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    found = next((name for name in _CJK_FONTS if name in installed), None)
+    found = _installed_cjk_font(font_manager)
+    if found is None:
+        # matplotlib lists the fonts it found when it first ran; one installed later is only
+        # on disk (fc-list finds it), so add those files and look again.
+        for path in font_manager.findSystemFonts():
+            if _CJK_FILE.search(Path(path).name):
+                font_manager.fontManager.addfont(path)
+        found = _installed_cjk_font(font_manager)
     if found is not None:
         matplotlib.rcParams["font.family"] = [*family, found]
+
+
+_CJK_FILE = re.compile(r"cjk|sourcehansans|wqy|droidsansfallback", re.IGNORECASE)
+
+
+def _installed_cjk_font(font_manager: Any) -> str | None:
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in _CJK_FONTS if name in installed), None)
 
 
 def _save(fig: Any, path: Path) -> Path:
