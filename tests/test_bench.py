@@ -476,3 +476,19 @@ def test_llm_bench_rejects_an_encoder_peer(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--llm", "--tiny", "--peers", "flag"])
     assert result.exit_code == 2
     assert "flag-llm" in result.output
+
+
+def test_the_bench_quiets_library_logs_only_while_it_runs() -> None:
+    """run_core silences rankgate's and transformers' notices for its report; a caller in the
+    same process (a test asserting on a warning) gets them back afterwards."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from rankgate.bench.core import _quiet
+
+    rankgate_log = logging.getLogger("rankgate")
+    before = (rankgate_log.level, hf_logging.get_verbosity())
+    with _quiet():
+        assert rankgate_log.getEffectiveLevel() == logging.ERROR
+    assert (rankgate_log.level, hf_logging.get_verbosity()) == before

@@ -7,9 +7,11 @@ and are compared with a fp32 matmul peak measured in the same run. Random weight
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,15 +113,29 @@ def default_cpu_peers(cpu: CpuInfo | None = None) -> tuple[str, ...]:
     return (*first, *extra, *rest)
 
 
-def _quiet() -> None:
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Library notices and progress bars off while the benchmark runs, as they were after (a
+    caller in the same process, a test, keeps its warnings)."""
     import logging
 
     from transformers.utils import logging as hf_logging
 
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    names = ("sentence_transformers", "rankgate", "onnxruntime", "optimum")
+    levels = {name: logging.getLogger(name).level for name in names}
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with the report
-    for name in ("sentence_transformers", "rankgate", "onnxruntime", "optimum"):
+    for name in names:
         logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, Any]:
@@ -129,11 +145,15 @@ def run_core(options: CoreOptions, console: Console | None = None) -> dict[str, 
         ConfigError: a CUDA device asked for where torch sees none. MissingDependencyError:
         torch or transformers is missing.
     """
+    with _quiet():
+        return _run_core(options, console)
+
+
+def _run_core(options: CoreOptions, console: Console | None) -> dict[str, Any]:
     import torch
 
     console = console or Console(width=max(Console().width, 150))
     started = time.perf_counter()
-    _quiet()
     torch.set_num_threads(options.threads)
     if is_cuda(options.device) and not torch.cuda.is_available():
         raise ConfigError(f"device {options.device}: this torch sees no CUDA device")
