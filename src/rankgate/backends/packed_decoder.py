@@ -63,7 +63,7 @@ class PrefixStates:
     a pass computed them (before the heads are repeated for grouped-query attention), by the
     ``id`` of the layer's attention module."""
 
-    tokens: int
+    prefix: tuple[int, ...]
     keys: dict[int, Any] = field(default_factory=dict)
     values: dict[int, Any] = field(default_factory=dict)
 
@@ -246,15 +246,15 @@ class PackedDecoder:
                 final = hidden[torch.from_numpy(last).to(device)]
         finally:
             _LAYOUT.reset(token)
-        self._keep(ids, layout)  # only a pass that ran through every layer
+        self._keep(layout)  # only a pass that ran through every layer
         return final, layout.saved
 
-    def _keep(self, ids: np.ndarray, layout: Layout) -> None:
+    def _keep(self, layout: Layout) -> None:
         if not layout.capture:
             return
         with self._lock:
-            for start, end, states in layout.capture:
-                self._kept[tuple(ids[start:end].tolist())] = states
+            for _, _, states in layout.capture:
+                self._kept[states.prefix] = states
             while self._kept and (
                 len(self._kept) > self._keep_prefixes
                 or sum(s.nbytes for s in self._kept.values()) > self._keep_bytes
@@ -293,14 +293,14 @@ class PackedDecoder:
                 # A prefix of one pair is computed apart only to be kept for a later pass.
                 p = len(prefix) if len(members) > 1 or keep else 0
                 context = (None, row, row + p)
-            if p and kept is None:
-                chunks.append(prefix)
-                position_chunks.append(np.arange(p))
-                layout.pieces.append((None, row, row, row, row + p))
-                if keep:
-                    layout.capture.append((row, row + p, PrefixStates(p)))
-                row += p
-                layout.saved += p * (len(members) - 1)
+                if p:
+                    chunks.append(prefix)
+                    position_chunks.append(np.arange(p))
+                    layout.pieces.append((None, row, row, row, row + p))
+                    if keep:
+                        layout.capture.append((row, row + p, PrefixStates(prefix)))
+                    row += p
+                    layout.saved += p * (len(members) - 1)
             for i in members:
                 rest = pairs[i].input_ids[p:]
                 chunks.append(rest)

@@ -229,14 +229,9 @@ def _rankgate_work(rr: Any, pairs: Sequence[Any], config: dict[str, Any]) -> Wor
     kept = backend.packed and sharing  # packed passes compute the (one) prefix in the first
     for n, batch in enumerate(plan):
         chosen = [pairs[i] for i in batch]
-        if kept:
-            p = chosen[0].shared
-            if n == 0:
-                work.add(p, 0, config)
-        else:
-            p = chosen[0].shared if sharing and len(chosen) > 1 else 0
-            if p:
-                work.add(p, 0, config)
+        p = chosen[0].shared if sharing and (kept or len(chosen) > 1) else 0
+        if p and (n == 0 or not kept):
+            work.add(p, 0, config)
         rests = [len(c) - p for c in chosen]
         if backend.packed or len(chosen) == 1:
             for r in rests:
