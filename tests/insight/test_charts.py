@@ -137,11 +137,10 @@ def _cjk_font_installed() -> bool:
     font installed after matplotlib first ran is only on disk: the charts add it)."""
     from matplotlib import font_manager
 
-    from rankgate.insight.charts import _CJK_FILE
+    from rankgate.insight.charts import _cjk_font_files
 
     listed = CJK_FONTS & {f.name for f in font_manager.fontManager.ttflist}
-    on_disk = any(_CJK_FILE.search(Path(p).name) for p in font_manager.findSystemFonts())
-    return bool(listed) or on_disk
+    return bool(listed) or bool(_cjk_font_files())
 
 
 def test_cjk_query_and_documents_render_with_a_cjk_font(figures: list[Any], tmp_path: Path) -> None:

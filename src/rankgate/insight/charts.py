@@ -12,6 +12,7 @@ restyle) and a ``*_chart`` function that writes it as PNG.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -95,15 +96,23 @@ def _add_cjk_fallback(matplotlib: Any) -> None:
     if found is None:
         # matplotlib lists the fonts it found when it first ran; one installed later is only
         # on disk (fc-list finds it), so add those files and look again.
-        for path in font_manager.findSystemFonts():
-            if _CJK_FILE.search(Path(path).name):
-                font_manager.fontManager.addfont(path)
+        for path in _cjk_font_files():
+            font_manager.fontManager.addfont(path)
         found = _installed_cjk_font(font_manager)
     if found is not None:
         matplotlib.rcParams["font.family"] = [*family, found]
 
 
 _CJK_FILE = re.compile(r"cjk|sourcehansans|wqy|droidsansfallback", re.IGNORECASE)
+
+
+@functools.cache
+def _cjk_font_files() -> tuple[str, ...]:
+    """The CJK font files on disk, looked for once a process (it runs fc-list): a machine
+    without any does not pay for the search on every chart."""
+    from matplotlib import font_manager
+
+    return tuple(p for p in font_manager.findSystemFonts() if _CJK_FILE.search(Path(p).name))
 
 
 def _installed_cjk_font(font_manager: Any) -> str | None:
