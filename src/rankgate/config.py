@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rankgate.errors import ConfigError
 from rankgate.types import DEFAULT_MODEL, CpuMatmul, DType, LongDocumentPolicy
 
-__all__ = ["RerankerSettings", "build_settings", "settings_or_error"]
+__all__ = ["RerankerSettings", "SpaceSeparated", "build_settings", "settings_or_error"]
+
+
+def _words(value: Any) -> Any:
+    return tuple(value.split()) if isinstance(value, str) else value
+
+
+SpaceSeparated = Annotated[tuple[str, ...] | None, NoDecode, BeforeValidator(_words)]
+"""A setting of several words (a repeatable option): space-separated in its environment
+variable, as click splits a repeatable option's variable, so that the variable means the same to
+the command line and to a settings class read elsewhere (the server)."""
 
 
 class RerankerSettings(BaseSettings):

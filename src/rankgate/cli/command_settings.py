@@ -10,11 +10,10 @@ lets the command still pass it by field name.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
+from rankgate.config import SpaceSeparated
 from rankgate.types import DEFAULT_MODEL
 
 __all__ = ["DownloadSettings", "OutputSettings", "SearchOutputSettings", "ServeCommandSettings"]
@@ -62,17 +61,13 @@ class DownloadSettings(BaseSettings):
     )
 
 
-# Space-separated in the environment, as click splits a repeatable option's variable.
-Models = Annotated[tuple[str, ...] | None, NoDecode]
-
-
 class ServeCommandSettings(BaseSettings):
     """Which models ``rankgate serve`` serves and whether on Ray (prefix ``RANKGATE_``, as the
     model settings: ``RANKGATE_MODEL`` is the one model every command loads)."""
 
     model_config = SettingsConfigDict(env_prefix="RANKGATE_", extra="forbid", frozen=True)
 
-    model: Models = Field(
+    model: SpaceSeparated = Field(
         None,
         description="Hub id or local directory; repeat to serve several, each as NAME=MODEL to "
         "give its served name (a request's 'model' picks one; the first is the default; the "
@@ -84,8 +79,3 @@ class ServeCommandSettings(BaseSettings):
         description="Serve on Ray Serve replicas (needs the ray extra); see docs/ray.md.",
         json_schema_extra={"flags": ["--ray"]},
     )
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return tuple(value.split()) if isinstance(value, str) else value

@@ -1,19 +1,16 @@
 """The per-call settings of ``rankgate rerank``: its options are derived from these fields
 (:mod:`rankgate.cli.options`), and the docs' table too. How the model is loaded is
 :class:`~rankgate.config.RerankerSettings`; ``--json`` is the output switch every command shares
-(``rankgate.cli.common``)."""
+(:class:`~rankgate.cli.command_settings.OutputSettings`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from rankgate.config import SpaceSeparated
 
 __all__ = ["RerankCallSettings"]
-
-# Space-separated in the environment, as click splits a repeatable option's variable.
-Fields = Annotated[tuple[str, ...] | None, NoDecode]
 
 
 class RerankCallSettings(BaseSettings):
@@ -37,7 +34,7 @@ class RerankCallSettings(BaseSettings):
         description="Raw logits instead of 0-1 scores.",
         json_schema_extra={"flags": ["--raw-scores"]},
     )
-    rank_fields: Fields = Field(
+    rank_fields: SpaceSeparated = Field(
         None,
         description="For JSON documents: a field to score (repeat, in order; the variable takes "
         "them space-separated).",
@@ -57,8 +54,3 @@ class RerankCallSettings(BaseSettings):
             "default_text": "the model's own; cross-encoders have none",
         },
     )
-
-    @field_validator("rank_fields", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return tuple(value.split()) if isinstance(value, str) else value

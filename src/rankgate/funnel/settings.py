@@ -8,12 +8,12 @@ variable means the same on the command line and on the server.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rankgate.config import settings_or_error
+from rankgate.config import SpaceSeparated, settings_or_error
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -29,9 +29,9 @@ DEFAULT_EMBEDDING_MODEL = "BAAI/bge-m3"
 RULE_SETTINGS = ("min_score", "max_age_days", "allow_sources", "deny_sources", "max_per_source")
 """The fields of :class:`FunnelSettings` that override a rule (:class:`~rankgate.funnel.Rules`)."""
 
-# Space-separated in the environment, as click splits a repeatable option's variable, so that
-# RANKGATE_ALLOW_SOURCES means the same to `rankgate search` and to the server.
-Sources = Annotated[tuple[str, ...] | None, NoDecode]
+# Space-separated in the environment: RANKGATE_ALLOW_SOURCES means the same to `rankgate search`
+# and to the server.
+Sources = SpaceSeparated
 
 
 class FunnelSettings(BaseSettings):
@@ -135,11 +135,6 @@ class FunnelSettings(BaseSettings):
     )
     milvus_token: str | None = Field(None, description="Milvus token (user:password or API key).")
     milvus_collection: str = Field("rankgate", description="Milvus collection name.")
-
-    @field_validator("allow_sources", "deny_sources", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return tuple(value.split()) if isinstance(value, str) else value
 
     def rule_overrides(self) -> dict[str, Any]:
         """The rule settings that are set, by rule name (for ``Rules.with_overrides``)."""
