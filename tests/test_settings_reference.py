@@ -162,6 +162,11 @@ def _command(path: str) -> Any:
     return command
 
 
+def _names(model: type[BaseModel], name: str) -> list[str]:
+    """A setting's option names as click lists them (``--a/--no-a`` is two)."""
+    return [f for names in flags(model, name) for f in names.split("/")]
+
+
 def _params(command_name: str) -> dict[str, Any]:
     return {p.name: p for p in _command(command_name).params}
 
@@ -182,9 +187,7 @@ def test_every_setting_is_an_option_with_its_environment_variable(
         assert param.envvar == env_var(settings, name), (command, name)
         assert param.envvar.startswith("RANKGATE_")
         assert field.description and field.description in (param.help or ""), name
-        assert param.opts + param.secondary_opts == [
-            f for names in flags(settings, name) for f in names.split("/")
-        ], (command, name)
+        assert param.opts + param.secondary_opts == _names(settings, name), (command, name)
 
 
 @pytest.mark.parametrize("command", list(KEPT_VARIABLES))
@@ -296,8 +299,7 @@ def test_every_option_of_every_command_is_derived_from_a_setting() -> None:
     def derived(p: Any) -> bool:
         return any(
             p.envvar == env_var(model, name)
-            and p.opts + p.secondary_opts
-            == [f for names in flags(model, name) for f in names.split("/")]
+            and p.opts + p.secondary_opts == _names(model, name)
             and (model.model_fields[name].description or "?") in (p.help or "")
             for model, name in fields
         )
