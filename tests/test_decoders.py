@@ -266,6 +266,12 @@ def test_a_prefix_is_computed_once_per_request_across_its_passes(qwen3_dir: Path
     shared = prepared.pairs[0].shared
     # the first pass computes the prefix; the other five read its keys and values
     assert rr.backend.shared_prefix_tokens_saved == 5 * shared  # type: ignore[attr-defined]
+    lengths = [len(p) for p in prepared.pairs]
+    assert sorted(real for _, real, _ in passes) == sorted(lengths)
+    # the metrics count what each pass computed: the prefix in the first pass only
+    assert [computed for _, _, computed in passes] == [
+        real if i == 0 else real - shared for i, (_, real, _) in enumerate(passes)
+    ]
     want = whole.score_encoded(whole.prepare(QUERY, DOCUMENTS[:6]).pairs)
     assert got.tolist() == pytest.approx(want.tolist(), abs=1e-5)
 

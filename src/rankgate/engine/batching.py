@@ -13,7 +13,8 @@ __all__ = ["batch_tokens", "plan_batches", "score_pairs"]
 
 Progress = Callable[[int, int], None]
 ForwardObserver = Callable[[int, int, int], None]
-"""Called after each forward pass with (pairs, real tokens, tokens computed, padding included)."""
+"""Called after each forward pass with (pairs, real tokens, tokens computed: padding included, a
+shared prefix once, and not at all where an earlier pass's keys and values were kept for it)."""
 Keep = Callable[[int], bool]
 """Asked for each pair (by its index) just before its forward pass; False skips it (cancelled)."""
 
@@ -95,6 +96,12 @@ def _forward(backend: Backend, pairs: list[EncodedPair]) -> np.ndarray:
         return np.concatenate([_forward(backend, pairs[:half]), _forward(backend, pairs[half:])])
 
 
+def _prefix_tokens_saved(backend: Backend) -> int | None:
+    """The backend's running count of shared-prefix tokens it did not compute, if it keeps one."""
+    saved = getattr(backend, "shared_prefix_tokens_saved", None)
+    return saved if isinstance(saved, int) else None
+
+
 def score_pairs(
     backend: Backend,
     pairs: Sequence[EncodedPair],
@@ -134,11 +141,18 @@ def score_pairs(
         if not batch:
             continue
         chosen = [pairs[i] for i in batch]
+        saved_before = _prefix_tokens_saved(backend)
         logits[batch] = _forward(backend, chosen)
         if on_forward is not None:
             sizes = [lengths[i] for i in batch]
-            common = [shared[i] for i in batch] if shared is not None else None
-            on_forward(len(chosen), sum(sizes), batch_tokens(sizes, packed, common))
+            saved_after = _prefix_tokens_saved(backend)
+            if packed and saved_before is not None and saved_after is not None:
+                # exact: what the pass computed, a prefix kept from an earlier pass not at all
+                computed = sum(sizes) - (saved_after - saved_before)
+            else:
+                common = [shared[i] for i in batch] if shared is not None else None
+                computed = batch_tokens(sizes, packed, common)
+            on_forward(len(chosen), sum(sizes), computed)
         if progress is not None:
             progress(done, len(pairs))
     bad = int(np.count_nonzero(~np.isfinite(logits) & ~skipped))

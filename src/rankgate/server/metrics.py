@@ -75,7 +75,8 @@ class ServerMetrics:
         self.forward_padded_tokens = Counter(
             "rankgate_forward_padded_tokens",
             "Tokens computed by forward passes: padding included, a prefix shared by several pairs "
-            "counted once (real / padded = efficiency).",
+            "counted once per request, not at all in passes that reused it (real / padded = "
+            "efficiency).",
             m,
             registry=r,
         )
@@ -94,7 +95,8 @@ class ServerMetrics:
         self.prefix_saved = Gauge(
             "rankgate_shared_prefix_tokens_saved",
             "Decoder rerankers: prompt and query tokens not computed again because documents "
-            "of a forward pass shared them (their key/value cache was reused); grows only.",
+            "of a request shared them (their keys and values were computed once and reused, "
+            "in the same forward pass or a later one); grows only.",
             m,
             registry=r,
         )
