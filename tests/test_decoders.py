@@ -237,12 +237,12 @@ def test_shared_prefix_reuse_equals_scoring_each_pair_whole(
         shared = Reranker(str(model_dir), max_length=400, batch_tokens=batch_tokens, packed=packed)
         assert shared.backend.packed is packed
         assert shared.compute_score(pairs) == pytest.approx(alone, abs=1e-5), batch_tokens
-        saved = shared.backend.shared_prefix_tokens_saved  # type: ignore[attr-defined]
+        saved = shared.backend.shared_prefix_tokens_saved
         # One pair a pass shares nothing within a pass; packed passes keep the prefix for the next.
         assert (saved > 0) == (batch_tokens > 1 or packed), batch_tokens
     unshared = Reranker(str(model_dir), max_length=400, prefix_cache=False, packed=packed)
     assert unshared.compute_score(pairs) == pytest.approx(alone, abs=1e-5)
-    assert unshared.backend.shared_prefix_tokens_saved == 0  # type: ignore[attr-defined]
+    assert unshared.backend.shared_prefix_tokens_saved == 0
 
 
 def test_a_packed_pass_computes_real_tokens_and_each_prefix_once(qwen3_dir: Path) -> None:
@@ -265,7 +265,7 @@ def test_a_prefix_is_computed_once_per_request_across_its_passes(qwen3_dir: Path
     assert len(passes) == 6
     shared = prepared.pairs[0].shared
     # the first pass computes the prefix; the other five read its keys and values
-    assert rr.backend.shared_prefix_tokens_saved == 5 * shared  # type: ignore[attr-defined]
+    assert rr.backend.shared_prefix_tokens_saved == 5 * shared
     lengths = [len(p) for p in prepared.pairs]
     assert sorted(real for _, real, _ in passes) == sorted(lengths)
     # the metrics count what each pass computed: the prefix in the first pass only

@@ -159,6 +159,7 @@ class KeywordBackend:
     parameters = 0
     packed = False
     shares_prefix = False
+    shared_prefix_tokens_saved = 0
     template = PairTemplate(prefix=(0,), middle=(2, 2), suffix=(2,))
 
     def __init__(

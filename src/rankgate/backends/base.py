@@ -125,6 +125,9 @@ class Backend(Protocol):
     shares_prefix: bool
     """True when a packed pass computes a prefix that several pairs share (``EncodedPair.shared``)
     once, so a batch costs that prefix once and each pair its rest."""
+    shared_prefix_tokens_saved: int
+    """Tokens not computed so far because pairs shared a prefix: computed once in a pass, or
+    read from the keys and values an earlier pass kept (grows only; 0 where nothing is shared)."""
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         """Token ids of each text, without special tokens, cut at ``max_tokens`` if given."""

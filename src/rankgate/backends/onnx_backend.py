@@ -145,6 +145,7 @@ class OnnxBackend:
     name = "onnx"
     packed = False  # the exported graph takes a padded (batch, width) block
     shares_prefix = False
+    shared_prefix_tokens_saved = 0
 
     def __init__(
         self,

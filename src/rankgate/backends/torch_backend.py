@@ -136,6 +136,7 @@ class TorchBackend:
 
     name = "torch"
     shares_prefix = False
+    shared_prefix_tokens_saved = 0
 
     def __init__(
         self,

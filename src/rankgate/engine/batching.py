@@ -96,12 +96,6 @@ def _forward(backend: Backend, pairs: list[EncodedPair]) -> np.ndarray:
         return np.concatenate([_forward(backend, pairs[:half]), _forward(backend, pairs[half:])])
 
 
-def _prefix_tokens_saved(backend: Backend) -> int | None:
-    """The backend's running count of shared-prefix tokens it did not compute, if it keeps one."""
-    saved = getattr(backend, "shared_prefix_tokens_saved", None)
-    return saved if isinstance(saved, int) else None
-
-
 def score_pairs(
     backend: Backend,
     pairs: Sequence[EncodedPair],
@@ -141,17 +135,14 @@ def score_pairs(
         if not batch:
             continue
         chosen = [pairs[i] for i in batch]
-        saved_before = _prefix_tokens_saved(backend)
+        saved_before = backend.shared_prefix_tokens_saved
         logits[batch] = _forward(backend, chosen)
         if on_forward is not None:
             sizes = [lengths[i] for i in batch]
-            saved_after = _prefix_tokens_saved(backend)
-            if packed and saved_before is not None and saved_after is not None:
-                # exact: what the pass computed, a prefix kept from an earlier pass not at all
-                computed = sum(sizes) - (saved_after - saved_before)
-            else:
-                common = [shared[i] for i in batch] if shared is not None else None
-                computed = batch_tokens(sizes, packed, common)
+            # packed: the real tokens less those the pass did not compute (a shared prefix past
+            # its first pair, or all of one kept from an earlier pass), as the backend counted
+            saved = backend.shared_prefix_tokens_saved - saved_before
+            computed = sum(sizes) - saved if packed else batch_tokens(sizes, packed=False)
             on_forward(len(chosen), sum(sizes), computed)
         if progress is not None:
             progress(done, len(pairs))

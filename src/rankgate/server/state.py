@@ -229,9 +229,7 @@ class ServerState:
         )
         self.metrics.watch_queue(name, lambda: queue.queued_tokens, lambda: queue.queued_pairs)
         backend = reranker.backend
-        self.metrics.watch_prefix_saved(
-            name, lambda: float(getattr(backend, "shared_prefix_tokens_saved", 0))
-        )
+        self.metrics.watch_prefix_saved(name, lambda: float(backend.shared_prefix_tokens_saved))
         queue.start()
         # Its own cache per model: one model's traffic never evicts another's scores.
         cache = ScoreCache(s.cache_size) if s.cache_size else None
