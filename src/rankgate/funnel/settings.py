@@ -29,10 +29,6 @@ DEFAULT_EMBEDDING_MODEL = "BAAI/bge-m3"
 RULE_SETTINGS = ("min_score", "max_age_days", "allow_sources", "deny_sources", "max_per_source")
 """The fields of :class:`FunnelSettings` that override a rule (:class:`~rankgate.funnel.Rules`)."""
 
-# Space-separated in the environment: RANKGATE_ALLOW_SOURCES means the same to `rankgate search`
-# and to the server.
-Sources = SpaceSeparated
-
 
 class FunnelSettings(BaseSettings):
     """Where the index lives, how it is built, and where each funnel stage cuts."""
@@ -105,7 +101,7 @@ class FunnelSettings(BaseSettings):
         description="Rule: drop documents older than this many days.",
         json_schema_extra={"default_text": "the rules file's, else 730"},
     )
-    allow_sources: Sources = Field(
+    allow_sources: SpaceSeparated = Field(
         None,
         description="Rule: only these sources pass (repeat the option; the variable takes them "
         "space-separated; hosts match their subdomains).",
@@ -114,7 +110,7 @@ class FunnelSettings(BaseSettings):
             "default_text": "the rules file's, else any",
         },
     )
-    deny_sources: Sources = Field(
+    deny_sources: SpaceSeparated = Field(
         None,
         description="Rule: these sources never pass (repeat, or space-separated).",
         json_schema_extra={
